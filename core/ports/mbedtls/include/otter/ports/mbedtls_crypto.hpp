@@ -1,0 +1,51 @@
+// otter — CryptoPort backed by mbedTLS (2.28 and 3.x): the device crypto port (ESP-IDF, Arduino), also built and
+// tested on hosts against libmbedtls-dev. Contexts live inside the object; the only allocation is the HMAC
+// context's setup, once, in the constructor.
+#pragma once
+
+#include <mbedtls/ctr_drbg.h>
+#include <mbedtls/entropy.h>
+#include <mbedtls/md.h>
+#include <mbedtls/sha256.h>
+
+#include "otter/core/ports.hpp"
+
+namespace otter::ports {
+
+class MbedTlsSha256 final : public core::Sha256 {
+ public:
+  MbedTlsSha256();
+  ~MbedTlsSha256();
+  MbedTlsSha256(const MbedTlsSha256&) = delete;
+  MbedTlsSha256& operator=(const MbedTlsSha256&) = delete;
+  void reset() override;
+  void update(const std::uint8_t* data, std::size_t n) override;
+  void finish(std::uint8_t out[core::kHashSize]) override;
+
+ private:
+  mbedtls_sha256_context ctx_;
+};
+
+/// Random bytes come from mbedTLS's CTR_DRBG seeded by its entropy collector (the platform's entropy source:
+/// /dev/urandom on hosts, the hardware RNG on ESP32).
+class MbedTlsCrypto final : public core::CryptoPort {
+ public:
+  MbedTlsCrypto();
+  ~MbedTlsCrypto();
+  MbedTlsCrypto(const MbedTlsCrypto&) = delete;
+  MbedTlsCrypto& operator=(const MbedTlsCrypto&) = delete;
+  core::Sha256& sha256() override { return sha_; }
+  bool hmac_sha256(core::ByteView key, const core::ByteView* parts, std::size_t n,
+                   std::uint8_t out[core::kHashSize]) override;
+  bool random(std::uint8_t* out, std::size_t n) override;
+
+ private:
+  MbedTlsSha256 sha_;
+  mbedtls_entropy_context entropy_;
+  mbedtls_ctr_drbg_context drbg_;
+  mbedtls_md_context_t hmac_;
+  bool seeded_ = false;
+  bool hmac_ready_ = false;
+};
+
+}  // namespace otter::ports

@@ -1,0 +1,71 @@
+// otter — StoragePort on a POSIX directory: the agent's (and Linux boards') storage.
+//
+// Layout under the root:
+//   ROOT/<name>                       committed files (the only place targets appear)
+//   ROOT/.otter/part/<H>.part         partial copy of an interrupted or running transfer, H = hex SHA-256 of name
+//   ROOT/.otter/part/<H>.meta         "size sha256hex\n" of that partial copy
+// Commit = fsync partial, mkdir -p parents, rename(partial, ROOT/<name>), fsync parent dir. A target is therefore
+// either the old file or the complete new one, never partial. Names are validated by the core; this port also
+// refuses to follow symlinks out of the root (O_NOFOLLOW on every component, openat-based walk).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+
+#include "otter/core/ports.hpp"
+
+namespace otter::ports {
+
+/// State shared by every session of one device: the root, the limits, and the set of names being received.
+class PosixDevice {
+ public:
+  /// `root` must exist (it is created if missing). `max_size` 0 = no limit beyond free space.
+  explicit PosixDevice(std::string root, std::uint64_t max_size = 0);
+
+  [[nodiscard]] const std::string& root() const { return root_; }
+  [[nodiscard]] std::uint64_t max_size() const { return max_size_; }
+  /// Bytes available to an unprivileged writer on the root's file system (statvfs f_bavail * f_frsize).
+  [[nodiscard]] std::uint64_t free_space() const;
+
+  /// Name locks ("two pushes of the same name never interleave"). Thread-safe.
+  bool try_lock(const std::string& name);
+  void unlock(const std::string& name);
+
+ private:
+  std::string root_;
+  std::uint64_t max_size_;
+  std::mutex mu_;
+  std::set<std::string> locked_;
+};
+
+/// One session's storage (one per connection). Not thread-safe; sessions may run on different threads.
+class PosixStorage final : public core::StoragePort {
+ public:
+  explicit PosixStorage(PosixDevice& device);
+  ~PosixStorage();  ///< suspends an open transfer
+  PosixStorage(const PosixStorage&) = delete;
+  PosixStorage& operator=(const PosixStorage&) = delete;
+
+  std::uint64_t free_space() override;
+  core::Result<std::uint64_t> begin(core::ByteView name, core::Kind kind, std::uint64_t size,
+                                    const std::uint8_t sha256[core::kHashSize], core::Sha256& hasher) override;
+  core::Result<void> write(const std::uint8_t* data, std::size_t n) override;
+  core::Result<void> commit() override;
+  void suspend() override;
+  void discard() override;
+  core::Result<core::FileStat> stat(core::ByteView name, core::Sha256& hasher) override;
+
+ private:
+  PosixDevice& dev_;
+  int fd_ = -1;              // partial copy, open for append
+  std::string name_;         // locked name of the open transfer
+  std::string part_path_;
+  std::string meta_path_;
+  std::uint64_t size_ = 0;
+  std::uint64_t written_ = 0;
+};
+
+}  // namespace otter::ports
