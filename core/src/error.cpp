@@ -26,6 +26,10 @@ const char* error_name(ErrorCode code) noexcept {
     case ErrorCode::config: return "CONFIG";
     case ErrorCode::not_found: return "NOT_FOUND";
     case ErrorCode::canceled: return "CANCELED";
+    case ErrorCode::conflict: return "CONFLICT";
+    case ErrorCode::forbidden: return "FORBIDDEN";
+    case ErrorCode::unauthorized: return "UNAUTHORIZED";
+    case ErrorCode::payload_too_large: return "PAYLOAD_TOO_LARGE";
   }
   return "UNKNOWN";
 }
@@ -54,6 +58,10 @@ const char* error_description(ErrorCode code) noexcept {
     case ErrorCode::config: return "configuration error";
     case ErrorCode::not_found: return "not found";
     case ErrorCode::canceled: return "canceled";
+    case ErrorCode::conflict: return "conflict with the current state";
+    case ErrorCode::forbidden: return "forbidden";
+    case ErrorCode::unauthorized: return "missing or wrong API token";
+    case ErrorCode::payload_too_large: return "request body too large";
   }
   return "unknown error";
 }

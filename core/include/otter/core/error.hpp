@@ -35,6 +35,10 @@ enum class ErrorCode : std::uint16_t {
   config = 106,             ///< bad configuration (key file, config file)
   not_found = 107,          ///< local file or resource does not exist
   canceled = 108,           ///< operation canceled by the user
+  conflict = 109,           ///< resource already exists / state does not allow the operation
+  forbidden = 110,          ///< path outside the artifact root, origin not allowed
+  unauthorized = 111,       ///< API token missing or wrong
+  payload_too_large = 112,  ///< request body or upload over the configured limit
 };
 
 /// Stable identifier, e.g. "BAD_NAME" (used in JSON output and logs).
