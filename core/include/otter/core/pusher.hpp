@@ -70,7 +70,14 @@ class Pusher {
  private:
   void fail(ErrorCode code, const char* message);
   void fail_with_device_message(ErrorCode code, ByteView message);
+  void on_header();
   void handle_frame();
+  void on_hello(ByteView payload);
+  void send_request();
+  void on_ready(ByteView payload);
+  void on_ack(ByteView payload);
+  void on_done(ByteView payload);
+  void on_stat_result(ByteView payload);
 
   PushParams p_;
   CryptoPort& crypto_;
@@ -88,6 +95,7 @@ class Pusher {
   std::size_t out_pos_ = 0;
 
   std::uint8_t hello_payload_[kHelloFixed + kMaxIdLen] = {};
+  std::size_t hello_len_ = 0;
   Hello hello_;
   std::uint8_t request_mac_[kMacSize] = {};
   std::uint64_t resume_offset_ = 0;

@@ -56,7 +56,8 @@ class Receiver {
   /// Bytes to send to the pusher (empty when nothing is pending).
   [[nodiscard]] ByteView output() const;
   void output_consumed(std::size_t n);
-  /// Checks the idle timeout.
+  /// Checks the idle timeout: a peer silent for longer than cfg.idle_timeout_ms gets ERROR TIMEOUT. A session whose
+  /// final output (ERROR / DONE / STAT_RESULT) has not been taken for a further idle timeout is closed, dropping it.
   void tick(std::uint64_t now_ms);
   /// The transport closed or failed: suspends an open transfer (kept for resume).
   void peer_closed();
@@ -75,12 +76,23 @@ class Receiver {
   static constexpr std::size_t kOutputBufferSize = 512;
 
  private:
-  void fail(ErrorCode code, const char* message);
-  void queue(std::size_t n);
+  // What happens to an open transfer when the session ends with an error.
+  enum class Disposition : std::uint8_t { interrupt, discard };
+
+  void fail(ErrorCode code, const char* message, Disposition disposition = Disposition::interrupt);
+  void close_transfer(Disposition disposition);
+  void enter_closing();
+  void compact_output();
+  [[nodiscard]] bool queued(std::size_t n);
+  void on_header();
   void handle_control();
-  void handle_push();
-  void handle_stat();
+  void handle_push(ByteView payload);
+  void handle_stat(ByteView payload);
+  void handle_peer_error(ByteView payload);
+  [[nodiscard]] bool check_request_mac(ByteView payload);
+  std::size_t stream_data(const std::uint8_t* data, std::size_t n);
   void after_data();
+  void finish_transfer();
 
   ReceiverConfig cfg_;
   StoragePort& storage_;
@@ -92,7 +104,10 @@ class Receiver {
   bool reboot_ = false;
   bool transfer_open_ = false;
 
+  std::uint64_t now_ms_ = 0;
   std::uint64_t last_activity_ms_ = 0;
+  std::uint64_t closing_since_ms_ = 0;
+  std::uint32_t ack_every_ = 0;  // window / 4
 
   // HELLO payload as sent (the request MAC covers it).
   std::uint8_t hello_[kHelloFixed + kMaxIdLen] = {};
