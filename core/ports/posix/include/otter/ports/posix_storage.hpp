@@ -7,6 +7,22 @@
 // Commit = fsync partial, mkdir -p parents, rename(partial, ROOT/<name>), fsync parent dir. A target is therefore
 // either the old file or the complete new one, never partial. Names are validated by the core; this port also
 // refuses to follow symlinks out of the root (O_NOFOLLOW on every component, openat-based walk).
+//
+// Details of this implementation:
+//   - Every path below the root is reached with openat(O_NOFOLLOW | O_DIRECTORY) one component at a time, starting
+//     from an fd of the root (the root itself may be a symlink: that is the operator's choice). A component that is
+//     a symlink, or a file where a directory is needed, is refused with BAD_NAME ("... symbolic link ..."); so is a
+//     target that is itself a symlink or a directory. Missing parents are created (mkdirat, 0755) at commit only, so
+//     a refused or failed push leaves no empty directories behind.
+//   - begin() resumes only if <H>.meta matches (size, sha256) exactly and <H>.part holds at most `size` bytes; the
+//     held bytes are re-read (64 KiB blocks) into the hasher. Anything else about that name is discarded.
+//   - write() retries EINTR and short writes; ENOSPC/EDQUOT -> NO_SPACE, other errors -> STORAGE.
+//   - commit() ends the transfer either way. If the partial copy cannot be synced it is deleted (STORAGE); if only
+//     the rename into place fails (e.g. a directory of that name exists) the verified partial copy is kept, so a
+//     later identical PUSH resumes at offset == size and just commits.
+//   - stat() never follows a symlink: a symlink, a directory or any non-regular file reports exists=false.
+//   - Kind `firmware` is stored exactly like `file` (a Linux board's "firmware" is a file its own updater picks up,
+//     e.g. an image or a package); the device advertises caps::firmware only if it wants such pushes.
 #pragma once
 
 #include <cstdint>
@@ -59,11 +75,14 @@ class PosixStorage final : public core::StoragePort {
   core::Result<core::FileStat> stat(core::ByteView name, core::Sha256& hasher) override;
 
  private:
+  void close_transfer();
+
   PosixDevice& dev_;
-  int fd_ = -1;              // partial copy, open for append
-  std::string name_;         // locked name of the open transfer
-  std::string part_path_;
-  std::string meta_path_;
+  int fd_ = -1;            // partial copy, open for writing at its end
+  int part_dir_fd_ = -1;   // ROOT/.otter/part of the open transfer
+  std::string name_;       // locked name of the open transfer
+  std::string part_path_;  // "<H>.part", relative to part_dir_fd_
+  std::string meta_path_;  // "<H>.meta", relative to part_dir_fd_
   std::uint64_t size_ = 0;
   std::uint64_t written_ = 0;
 };
