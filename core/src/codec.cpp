@@ -17,7 +17,8 @@ bool known_type(std::uint8_t t) {
     case FrameType::push:
     case FrameType::stat:
     case FrameType::data:
-    case FrameType::error: return true;
+    case FrameType::error:
+      return true;
   }
   return false;
 }

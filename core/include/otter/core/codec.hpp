@@ -23,14 +23,14 @@ constexpr std::size_t kMaxErrorMessage = 255;
 constexpr std::uint32_t kMinWindow = 1024;
 constexpr std::uint8_t kMagic[4] = {'O', 'T', 'T', 'R'};
 
-constexpr std::size_t kHelloFixed = 61;     // + id_len
-constexpr std::size_t kPushFixed = 109;     // + name_len
-constexpr std::size_t kStatFixed = 67;      // + name_len
+constexpr std::size_t kHelloFixed = 61;  // + id_len
+constexpr std::size_t kPushFixed = 109;  // + name_len
+constexpr std::size_t kStatFixed = 67;   // + name_len
 constexpr std::size_t kReadyPayload = 40;
 constexpr std::size_t kAckPayload = 8;
 constexpr std::size_t kDonePayload = 73;
 constexpr std::size_t kStatResultPayload = 73;
-constexpr std::size_t kErrorFixed = 3;      // + msg_len
+constexpr std::size_t kErrorFixed = 3;  // + msg_len
 
 enum class FrameType : std::uint8_t {
   hello = 0x01,
@@ -153,12 +153,14 @@ Result<ErrorMsg> decode_error(ByteView payload);
 // MACs (protocol.md section 3). `hello_payload` is the HELLO payload as sent; `request_without_mac` is the
 // PUSH/STAT payload minus its trailing 32-byte MAC. False if the crypto backend failed (fail the session).
 [[nodiscard]] bool request_mac(CryptoPort& crypto, ByteView key, ByteView hello_payload, ByteView request_without_mac,
-                 std::uint8_t out[kMacSize]);
-[[nodiscard]] bool ready_mac(CryptoPort& crypto, ByteView key, const std::uint8_t request_mac[kMacSize], std::uint64_t offset,
-               std::uint8_t out[kMacSize]);
-[[nodiscard]] bool done_mac(CryptoPort& crypto, ByteView key, const std::uint8_t request_mac[kMacSize], std::uint64_t size,
-              const std::uint8_t sha256[kHashSize], std::uint8_t rebooting, std::uint8_t out[kMacSize]);
-[[nodiscard]] bool stat_mac(CryptoPort& crypto, ByteView key, const std::uint8_t request_mac[kMacSize], std::uint8_t exists,
-              std::uint64_t size, const std::uint8_t sha256[kHashSize], std::uint8_t out[kMacSize]);
+                               std::uint8_t out[kMacSize]);
+[[nodiscard]] bool ready_mac(CryptoPort& crypto, ByteView key, const std::uint8_t request_mac[kMacSize],
+                             std::uint64_t offset, std::uint8_t out[kMacSize]);
+[[nodiscard]] bool done_mac(CryptoPort& crypto, ByteView key, const std::uint8_t request_mac[kMacSize],
+                            std::uint64_t size, const std::uint8_t sha256[kHashSize], std::uint8_t rebooting,
+                            std::uint8_t out[kMacSize]);
+[[nodiscard]] bool stat_mac(CryptoPort& crypto, ByteView key, const std::uint8_t request_mac[kMacSize],
+                            std::uint8_t exists, std::uint64_t size, const std::uint8_t sha256[kHashSize],
+                            std::uint8_t out[kMacSize]);
 
 }  // namespace otter::core

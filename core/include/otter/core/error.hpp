@@ -13,18 +13,18 @@ namespace otter {
 enum class ErrorCode : std::uint16_t {
   ok = 0,
   // --- on the wire (protocol v1) ---
-  bad_name = 1,             ///< name breaks a rule of protocol.md section 5
-  too_large = 2,            ///< size > device max_size
-  no_space = 3,             ///< not enough free space on the device
-  auth_failed = 4,          ///< request MAC wrong (wrong key, tampering, replay)
-  hash_mismatch = 5,        ///< received content does not match the SHA-256
-  storage = 6,              ///< device could not write / sync / rename
-  busy = 7,                 ///< same name in progress elsewhere, or device full of sessions
-  protocol = 8,             ///< malformed or unexpected frame
-  timeout = 9,              ///< peer silent longer than the idle timeout
-  unsupported_version = 10, ///< protocol version not spoken
-  unsupported_kind = 11,    ///< kind (file / firmware) not accepted by the device
-  internal = 12,            ///< anything else on the device
+  bad_name = 1,              ///< name breaks a rule of protocol.md section 5
+  too_large = 2,             ///< size > device max_size
+  no_space = 3,              ///< not enough free space on the device
+  auth_failed = 4,           ///< request MAC wrong (wrong key, tampering, replay)
+  hash_mismatch = 5,         ///< received content does not match the SHA-256
+  storage = 6,               ///< device could not write / sync / rename
+  busy = 7,                  ///< same name in progress elsewhere, or device full of sessions
+  protocol = 8,              ///< malformed or unexpected frame
+  timeout = 9,               ///< peer silent longer than the idle timeout
+  unsupported_version = 10,  ///< protocol version not spoken
+  unsupported_kind = 11,     ///< kind (file / firmware) not accepted by the device
+  internal = 12,             ///< anything else on the device
   // --- local to host tools ---
   connect_failed = 100,     ///< could not connect to the device
   connection_closed = 101,  ///< peer closed the connection before the operation ended

@@ -33,7 +33,8 @@ class CryptoPort {
   virtual Sha256& sha256() = 0;
   /// HMAC-SHA256(key, parts[0] || parts[1] || ... || parts[n-1]). False if the backend failed: the output is then
   /// unusable and the caller must fail the session (INTERNAL), never compare it.
-  [[nodiscard]] virtual bool hmac_sha256(ByteView key, const ByteView* parts, std::size_t n, std::uint8_t out[kHashSize]) = 0;
+  [[nodiscard]] virtual bool hmac_sha256(ByteView key, const ByteView* parts, std::size_t n,
+                                         std::uint8_t out[kHashSize]) = 0;
   /// Fills out with cryptographically secure random bytes. False if the RNG failed.
   virtual bool random(std::uint8_t* out, std::size_t n) = 0;
 

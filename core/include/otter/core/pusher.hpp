@@ -25,7 +25,7 @@ enum class Operation : std::uint8_t { push, stat };
 struct PushParams {
   ByteView key;
   Operation op = Operation::push;
-  ByteView name;                     ///< must stay valid for the Pusher's lifetime
+  ByteView name;  ///< must stay valid for the Pusher's lifetime
   Kind kind = Kind::file;
   std::uint8_t flags = 0;
   std::uint64_t size = 0;

@@ -20,12 +20,12 @@
 namespace otter::core {
 
 struct ReceiverConfig {
-  ByteView key;                 ///< pre-shared key (>= 16 bytes)
-  ByteView device_id;           ///< 1..64 printable ASCII bytes
+  ByteView key;        ///< pre-shared key (>= 16 bytes)
+  ByteView device_id;  ///< 1..64 printable ASCII bytes
   std::uint16_t caps = caps::file | caps::resume | caps::stat;
   FwState fw_state = FwState::unknown;
   std::uint32_t window = 256 * 1024;
-  std::uint64_t max_size = 0;   ///< 0 = limited only by free space
+  std::uint64_t max_size = 0;  ///< 0 = limited only by free space
   std::uint32_t idle_timeout_ms = 30000;
 };
 
@@ -45,8 +45,7 @@ class Receiver {
  public:
   enum class State : std::uint8_t { idle, await_request, receiving, closing, closed };
 
-  Receiver(const ReceiverConfig& cfg, StoragePort& storage, CryptoPort& crypto,
-           ReceiverObserver* observer = nullptr);
+  Receiver(const ReceiverConfig& cfg, StoragePort& storage, CryptoPort& crypto, ReceiverObserver* observer = nullptr);
 
   /// Generates the nonce and queues HELLO. Must be called once, first.
   void start(std::uint64_t now_ms);

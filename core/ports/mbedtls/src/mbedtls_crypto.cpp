@@ -10,7 +10,9 @@ namespace {
 // mbedTLS 2.28 names the streaming SHA-256 functions *_ret; 3.x dropped the suffix.
 #if defined(MBEDTLS_VERSION_MAJOR) && MBEDTLS_VERSION_MAJOR >= 3
 int sha_starts(mbedtls_sha256_context* c) { return mbedtls_sha256_starts(c, 0); }
-int sha_update(mbedtls_sha256_context* c, const unsigned char* d, std::size_t n) { return mbedtls_sha256_update(c, d, n); }
+int sha_update(mbedtls_sha256_context* c, const unsigned char* d, std::size_t n) {
+  return mbedtls_sha256_update(c, d, n);
+}
 int sha_finish(mbedtls_sha256_context* c, unsigned char* o) { return mbedtls_sha256_finish(c, o); }
 #else
 int sha_starts(mbedtls_sha256_context* c) { return mbedtls_sha256_starts_ret(c, 0); }

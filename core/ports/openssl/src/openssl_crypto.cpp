@@ -50,8 +50,6 @@ bool OpenSslCrypto::hmac_sha256(core::ByteView key, const core::ByteView* parts,
   return ok;
 }
 
-bool OpenSslCrypto::random(std::uint8_t* out, std::size_t n) {
-  return RAND_bytes(out, static_cast<int>(n)) == 1;
-}
+bool OpenSslCrypto::random(std::uint8_t* out, std::size_t n) { return RAND_bytes(out, static_cast<int>(n)) == 1; }
 
 }  // namespace otter::ports
