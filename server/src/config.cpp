@@ -86,7 +86,8 @@ Result<void> apply_toml(ServerConfig& cfg, const std::string& text, const std::s
         cfg.cors_origins.push_back(*v);
       }
     } else if (k == "concurrency" || k == "retries" || k == "connect_timeout_ms" || k == "idle_timeout_ms" ||
-               k == "max_body_bytes" || k == "max_upload_bytes" || k == "retry_base_ms") {
+               k == "max_body_bytes" || k == "max_upload_bytes" || k == "retry_base_ms" || k == "header_timeout_ms" ||
+               k == "keepalive_timeout_ms") {
       auto v = node.value<std::int64_t>();
       if (!v || *v < 0) return fail(k.c_str(), "a non-negative integer");
       const auto n = static_cast<std::uint64_t>(*v);
@@ -95,6 +96,8 @@ Result<void> apply_toml(ServerConfig& cfg, const std::string& text, const std::s
       if (k == "connect_timeout_ms") cfg.connect_timeout = std::chrono::milliseconds(n);
       if (k == "idle_timeout_ms") cfg.idle_timeout = std::chrono::milliseconds(n);
       if (k == "retry_base_ms") cfg.retry_base = std::chrono::milliseconds(n);
+      if (k == "header_timeout_ms") cfg.header_timeout = std::chrono::milliseconds(n);
+      if (k == "keepalive_timeout_ms") cfg.keepalive_timeout = std::chrono::milliseconds(n);
       if (k == "max_body_bytes") cfg.max_body_bytes = n;
       if (k == "max_upload_bytes") cfg.max_upload_bytes = n;
     } else {

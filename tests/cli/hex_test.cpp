@@ -1,3 +1,6 @@
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <array>
 #include <cstdint>
 #include <vector>
@@ -84,6 +87,27 @@ TEST(FileHash, MatchesReferenceAcrossBlockBoundaries) {
     EXPECT_EQ(last_done, n);
     EXPECT_EQ(calls, static_cast<int>((n + kHashBlockSize - 1) / kHashBlockSize));
   }
+}
+
+TEST(FileHash, ShortFileIsAnIoErrorWhereverItEnds) {
+  test::TempDir dir;
+  const auto path = dir / "short";
+  test::write_random_file(path, 3 * kHashBlockSize + 5, 1);
+  const int fd = ::open(path.c_str(), O_RDONLY);
+  ASSERT_GE(fd, 0);
+  for (const std::uint64_t claimed : {std::uint64_t{3 * kHashBlockSize + 6}, std::uint64_t{5 * kHashBlockSize},
+                                      std::uint64_t{50 * kHashBlockSize}}) {
+    const auto r = sha256_fd(fd, claimed);
+    ASSERT_FALSE(r) << claimed;
+    EXPECT_EQ(r.error().code, ErrorCode::io);
+    EXPECT_NE(r.error().message.find("file ended at"), std::string::npos) << r.error().message;
+  }
+  // A prefix is fine.
+  const auto prefix = sha256_fd(fd, 2 * kHashBlockSize);
+  ASSERT_TRUE(prefix);
+  const std::string content = test::read_file(path);
+  EXPECT_EQ(to_hex(*prefix), test::sha256_hex(std::string_view(content).substr(0, 2 * kHashBlockSize)));
+  ::close(fd);
 }
 
 TEST(FileHash, Errors) {

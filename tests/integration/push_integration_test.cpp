@@ -1,7 +1,10 @@
 // End to end: the real `otter` CLI against a real `otter-agent`, both as processes, on 127.0.0.1 with ephemeral
 // ports. Every test starts its own agent on a fresh root inside its own temporary directory, so it can check that
 // nothing appeared outside the root.
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <memory>
@@ -140,6 +143,32 @@ TEST_F(Integration, TextOutputAndReplacingAFile) {
   EXPECT_EQ(r.out, "dev-1: greeting.txt: 11 B (11 B), sha256 " + sha256_hex("hello again") + "\n");
 }
 
+TEST_F(Integration, FirmwareWithRebootAndSkipUnchanged) {
+  start_agent();
+  const fs::path src = source("fw.bin", 100000, 7);
+  auto r = push_json(src, {"--kind", "firmware", "--reboot"});
+  ASSERT_EQ(r.exit_code, 0) << r.describe;
+  auto j = r.json();
+  EXPECT_EQ(j["kind"], "firmware");
+  EXPECT_EQ(j["rebooting"], true) << r.describe;  // the agent advertises REBOOT
+  EXPECT_EQ(sha256_file_hex(root_ / "fw.bin"), sha256_file_hex(src));
+
+  r = push_json(src, {"--skip-unchanged"});  // the device holds exactly this: nothing is sent
+  ASSERT_EQ(r.exit_code, 0) << r.describe;
+  j = r.json();
+  EXPECT_EQ(j["unchanged"], true) << r.describe;
+  EXPECT_EQ(j["bytes_sent"], 0) << r.describe;
+  EXPECT_EQ(j["sha256"], sha256_file_hex(src));
+
+  write_file(src, "changed");
+  r = push_json(src, {"--skip-unchanged"});
+  ASSERT_EQ(r.exit_code, 0) << r.describe;
+  j = r.json();
+  EXPECT_EQ(j["unchanged"], false) << r.describe;
+  EXPECT_EQ(j["bytes_sent"], 7) << r.describe;
+  EXPECT_EQ(read_file(root_ / "fw.bin"), "changed");
+}
+
 TEST_F(Integration, BadNamesAreRefusedAndNothingIsWrittenOutsideTheRoot) {
   start_agent();
   write_file(root_ / "existing.txt", "precious");
@@ -238,13 +267,19 @@ TEST_F(Integration, WrongKeyIsAuthFailed) {
 }
 
 TEST_F(Integration, ClosedPortIsConnectFailed) {
-  // Start and stop an agent: its port is then closed (and, bound moments ago, unlikely to be reused at once).
-  start_agent();
-  const std::string to = to_;
-  ASSERT_EQ(agent_->stop(), 0) << agent_->output();
+  // A port bound by this process but never listening: connections to it are refused, and nobody else can take it.
+  const int s = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof a;
+  ASSERT_EQ(::bind(s, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  ASSERT_EQ(::getsockname(s, reinterpret_cast<sockaddr*>(&a), &len), 0);
+  const std::string to = "127.0.0.1:" + std::to_string(ntohs(a.sin_port));
   const fs::path src = dir_ / "src" / "x";
   write_file(src, "x");
   const auto r = push_json(src, {}, to);
+  ::close(s);
   EXPECT_EQ(r.exit_code, 1) << r.describe;
   expect_json_error(r, 100, "CONNECT_FAILED");
   const auto j = r.json();

@@ -1,4 +1,5 @@
-// otter — SHA-256 of local files, streamed in 1 MiB blocks through the OpenSSL crypto port.
+// otter — SHA-256 of local files, streamed in 1 MiB blocks (pread) through the OpenSSL crypto port. Files larger
+// than one block are read by a helper thread one block ahead of the hashing, so that copying and hashing overlap.
 #pragma once
 
 #include <array>

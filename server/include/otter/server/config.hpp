@@ -25,8 +25,10 @@ struct ServerConfig {
   std::chrono::milliseconds retry_base{500};  ///< first backoff; doubles, with jitter
   std::chrono::milliseconds connect_timeout{10'000};
   std::chrono::milliseconds idle_timeout{30'000};
-  std::uint64_t max_body_bytes = 1u << 20;      ///< JSON request bodies
-  std::uint64_t max_upload_bytes = 4ull << 30;  ///< artifact uploads
+  std::chrono::milliseconds header_timeout{10'000};     ///< HTTP: a request header must arrive within this
+  std::chrono::milliseconds keepalive_timeout{60'000};  ///< HTTP: how long a connection may idle between requests
+  std::uint64_t max_body_bytes = 1u << 20;              ///< JSON request bodies
+  std::uint64_t max_upload_bytes = 4ull << 30;          ///< artifact uploads
   std::string log_level = "info";
 
   [[nodiscard]] std::string db_path() const { return data_dir + "/otter.db"; }
@@ -39,8 +41,8 @@ struct ServerConfig {
 /// to print as message.
 Result<ServerConfig> load_config(int argc, const char* const* argv);
 /// Loads the TOML text into cfg (keys as in docs/api.md: listen, data, artifacts, cors_origins, token_file,
-/// default_device, concurrency, retries, connect_timeout_ms, idle_timeout_ms, max_body_bytes, max_upload_bytes,
-/// log_level).
+/// default_device, concurrency, retries, connect_timeout_ms, idle_timeout_ms, header_timeout_ms,
+/// keepalive_timeout_ms, max_body_bytes, max_upload_bytes, log_level).
 Result<void> apply_toml(ServerConfig& cfg, const std::string& toml_text, const std::string& source_name);
 /// Parses "host:port", "[v6]:port" or ":port".
 Result<std::pair<std::string, std::uint16_t>> parse_listen(const std::string& text);

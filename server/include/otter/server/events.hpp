@@ -33,13 +33,19 @@ class EventBus {
   /// Throttled; returns true if the event was delivered.
   bool publish_progress(std::int64_t job_id, const std::string& device, std::string data);
   [[nodiscard]] std::size_t subscribers() const { return subs_.size(); }
+  /// Number of (job, device) pairs whose last progress time is remembered (stale ones are pruned as it grows).
+  [[nodiscard]] std::size_t tracked_progress() const { return last_progress_.size(); }
 
  private:
+  static constexpr std::size_t kMinPruneAt = 1024;
+  void prune_progress(std::chrono::steady_clock::time_point now);
+
   std::chrono::milliseconds progress_interval_;
   std::int64_t next_event_ = 1;
   std::int64_t next_sub_ = 1;
   std::map<std::int64_t, Subscriber> subs_;
   std::map<std::pair<std::int64_t, std::string>, std::chrono::steady_clock::time_point> last_progress_;
+  std::size_t prune_at_ = kMinPruneAt;
 };
 
 }  // namespace otter::server

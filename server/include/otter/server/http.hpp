@@ -87,10 +87,15 @@ class Router {
     bool path_known = false;  ///< the path exists for another method (→ 405)
   };
   [[nodiscard]] Match match(std::string_view method, std::string_view path) const;
+  /// Methods registered for `path` (for an Allow header), in registration order, without duplicates.
+  [[nodiscard]] std::vector<std::string> methods_for(std::string_view path) const;
+  /// Every registered (method, pattern), in registration order (used to check the OpenAPI document).
+  [[nodiscard]] std::vector<std::pair<std::string, std::string>> routes() const;
 
  private:
   struct Route {
     std::string method;
+    std::string pattern;
     std::vector<std::string> segments;
     Handler handler;
     BodyMode mode;
@@ -100,5 +105,9 @@ class Router {
 
 /// Percent-decoding; nullopt on malformed escapes or an encoded NUL.
 std::optional<std::string> percent_decode(std::string_view s, bool plus_is_space = false);
+/// Splits "a=1&b=x%20y" into decoded pairs (a key without '=' maps to ""); nullopt on a malformed escape.
+std::optional<std::map<std::string, std::string>> parse_query(std::string_view query);
+/// Compares secrets in time independent of where they differ.
+bool constant_time_equal(std::string_view a, std::string_view b);
 
 }  // namespace otter::server::http

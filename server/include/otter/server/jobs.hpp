@@ -8,6 +8,35 @@
 // A job is succeeded when every target succeeded, canceled when canceled by a user, failed otherwise.
 // Persisted on every state change (and progress at most every second), so a restart continues unfinished work:
 // targets that were running are retried (the device resumes from its partial copy).
+//
+// Behaviour (jobs.cpp):
+//  * Concurrency: at most cfg.concurrency transfers in flight over all jobs; targets wait in one FIFO queue. A target
+//    waiting for its backoff holds no slot; when the backoff ends it goes to the front of the queue.
+//  * Attempts: 1 + cfg.retries per target. Retryable (is_retryable): CONNECT_FAILED, CONNECTION_CLOSED, TIMEOUT,
+//    BUSY, IO, STORAGE, HASH_MISMATCH (the device discarded the copy; if the artifact changed on disk the next
+//    attempt fails with CONFLICT), INTERNAL. Everything else fails the target at once: AUTH_FAILED, DEVICE_AUTH,
+//    BAD_NAME, TOO_LARGE, NO_SPACE, PROTOCOL, UNSUPPORTED_VERSION, UNSUPPORTED_KIND, NOT_OTTER_DEVICE, CONFIG,
+//    INVALID_ARGUMENT, NOT_FOUND, CONFLICT, ... While a target waits for a retry it stays `running` and carries the
+//    last error (cleared on success).
+//  * Backoff before retry n (n = 1, 2, ...): retry_base * 2^(n-1), capped at max(retry_base, 60 s), times a uniform
+//    jitter factor in [0.5, 1].
+//  * Every attempt first checks the artifact: missing → NOT_FOUND; size or SHA-256 differs from the job's (re-hashed
+//    only when the file's mtime changed) → CONFLICT "artifact changed since the job was created". The device is
+//    looked up again (address and key may have changed; deleted → NOT_FOUND).
+//  * Stat-and-skip: the device already holds the job's SHA-256 under the name → succeeded, unchanged, 0 bytes sent.
+//  * Cancel: queued (or backing-off) targets → canceled at once, running ones are canceled through the channel and
+//    become canceled when it reports back (a transfer that committed in the meantime stays succeeded). The job ends
+//    canceled. Canceling a canceled job returns it; canceling a succeeded / failed job is CONFLICT.
+//  * Recovery: targets queued or running → queued; the attempt count is kept and counting goes on, with a fresh
+//    budget of 1 + cfg.retries attempts (the interrupted attempt was not the device's fault, and the device may
+//    answer BUSY until it notices the old connection is gone). A job with cancel_requested ends canceled.
+//  * Live events (EventBus): job.created, job.updated, job.finished (job summary with per-state counts),
+//    target.updated (the target; on retry also retry_in_ms; when final also bytes_sent / resume_offset),
+//    target.progress {job, device, bytes, total, rate} (throttled; not the last one, when a target succeeds).
+//    Audit trail (Store::add_event): job.created, job.cancel, job.recovered, job.finished, target.retry,
+//    target.finished (data: state, attempts, bytes_sent, resume_offset, unchanged, error).
+//  * Device contact when a target ends after an attempt: online = it answered (success, or an error the device
+//    sent), last_result = {job, state, error?, at}.
 #pragma once
 
 #include <cstdint>
@@ -29,6 +58,7 @@ namespace otter::server {
 class Store;
 class ArtifactStore;
 class EventBus;
+class Metrics;
 struct ServerConfig;
 
 struct JobRequest {
@@ -41,6 +71,8 @@ struct JobRequest {
   std::string origin = "api";
 };
 
+/// A probe is a STAT of a harmless name (nothing is written). `online`: an otter device answered, even if it then
+/// refused the request (e.g. AUTH_FAILED with a wrong key: `error` says so); false when it could not be reached.
 struct ProbeResult {
   bool online = false;
   std::string device_id;
@@ -96,9 +128,15 @@ class JobEngine {
   [[nodiscard]] virtual std::size_t active_transfers() const = 0;
 };
 
-/// `io` is the server's io_context (only forward-declared here: Asio stays in the .cpp files).
+/// True if a target that failed with `code` is tried again (attempts left).
+[[nodiscard]] bool is_retryable(ErrorCode code) noexcept;
+
+/// `io` is the server's io_context (only forward-declared here: Asio stays in the .cpp files). Everything (including
+/// the store) is used on the thread running `io`. `metrics` is optional. Destroying the engine abandons running
+/// transfers (canceled on the wire, nothing persisted: like a crash, recover() continues them).
 std::unique_ptr<JobEngine> make_job_engine(boost::asio::io_context& io, const ServerConfig& cfg, Store& store,
-                                           ArtifactStore& artifacts, EventBus& events, DeviceChannel& channel);
+                                           ArtifactStore& artifacts, EventBus& events, DeviceChannel& channel,
+                                           Metrics* metrics = nullptr);
 /// The otter protocol channel (common/push_client_asio.hpp).
 std::unique_ptr<DeviceChannel> make_otter_channel(boost::asio::io_context& io, const ServerConfig& cfg);
 
