@@ -19,10 +19,7 @@
 
 namespace otter {
 
-namespace {
-
-/// Reads exactly n bytes at offset (a short file is an error).
-Result<void> read_block(int fd, std::uint8_t* buf, std::size_t n, std::uint64_t offset, std::uint64_t size) {
+Result<void> pread_exact(int fd, std::uint8_t* buf, std::size_t n, std::uint64_t offset) {
   std::size_t got = 0;
   while (got < n) {
     const ssize_t r = ::pread(fd, buf + got, n - got, static_cast<off_t>(offset + got));
@@ -30,12 +27,16 @@ Result<void> read_block(int fd, std::uint8_t* buf, std::size_t n, std::uint64_t 
       if (errno == EINTR) continue;
       return make_error(ErrorCode::io, fmt::format("read at offset {}: {}", offset + got, std::strerror(errno)));
     }
-    if (r == 0)
-      return make_error(ErrorCode::io, fmt::format("file ended at {} bytes, expected {}", offset + got, size));
+    if (r == 0) {
+      return make_error(ErrorCode::io,
+                        fmt::format("file ended at offset {} (was it truncated while being read?)", offset + got));
+    }
     got += static_cast<std::size_t>(r);
   }
   return {};
 }
+
+namespace {
 
 /// Two block buffers handed between a reader thread (pread) and the hashing thread, so that copying a block out of
 /// the page cache overlaps hashing the previous one.
@@ -104,7 +105,7 @@ Result<Sha256Digest> sha256_fd(int fd, std::uint64_t size, const HashProgress& p
   if (blocks <= 1) {
     const auto buf = std::make_unique_for_overwrite<std::uint8_t[]>(kHashBlockSize);
     if (blocks == 1) {
-      if (auto r = read_block(fd, buf.get(), block_len(0), 0, size); !r) return tl::unexpected(r.error());
+      if (auto r = pread_exact(fd, buf.get(), block_len(0), 0); !r) return tl::unexpected(r.error());
       sha.update(buf.get(), block_len(0));
       if (progress) progress(size, size);
     }
@@ -116,7 +117,7 @@ Result<Sha256Digest> sha256_fd(int fd, std::uint64_t size, const HashProgress& p
   std::thread reader([&] {
     for (std::uint64_t i = 0; i < blocks; ++i) {
       if (!pipe.wait_free(i)) return;
-      auto r = read_block(fd, pipe.slot(i).data.get(), block_len(i), i * kHashBlockSize, size);
+      auto r = pread_exact(fd, pipe.slot(i).data.get(), block_len(i), i * kHashBlockSize);
       if (!r) {
         pipe.fail(r.error());
         return;

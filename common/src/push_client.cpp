@@ -36,6 +36,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 
+#include "otter/common/file_hash.hpp"
 #include "otter/common/hex.hpp"
 #include "otter/common/keyfile.hpp"
 #include "otter/common/push_client_asio.hpp"
@@ -83,24 +84,6 @@ class Fd {
  private:
   int fd_ = -1;
 };
-
-/// Reads exactly n bytes at offset, or explains why not.
-Result<void> pread_exact(int fd, std::uint8_t* buf, std::size_t n, std::uint64_t offset) {
-  std::size_t got = 0;
-  while (got < n) {
-    const ssize_t r = ::pread(fd, buf + got, n - got, static_cast<off_t>(offset + got));
-    if (r < 0) {
-      if (errno == EINTR) continue;
-      return make_error(ErrorCode::io, fmt::format("read at offset {}: {}", offset + got, std::strerror(errno)));
-    }
-    if (r == 0) {
-      return make_error(ErrorCode::io,
-                        fmt::format("file ended at offset {} (was it truncated while being pushed?)", offset + got));
-    }
-    got += static_cast<std::size_t>(r);
-  }
-  return {};
-}
 
 DeviceInfo device_info(const core::Hello& h) {
   DeviceInfo d;

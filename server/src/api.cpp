@@ -149,8 +149,6 @@ void events_stream(const ApiContext& ctx, http::Responder res) {
 
 }  // namespace
 
-std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
-
 http::Response json_response(int status, const json& j) { return http::Response::json(status, dump(j)); }
 
 http::Response no_content() {
@@ -220,10 +218,6 @@ Result<std::int64_t> query_int(const http::Request& req, const std::string& key,
   return v;
 }
 
-json error_json(ErrorCode code, const std::string& message) {
-  return {{"code", static_cast<unsigned>(code)}, {"name", error_name(code)}, {"message", message}};
-}
-
 json device_json(const DeviceRecord& d) {
   json last_result = nullptr;
   if (d.last_result_json) {
@@ -239,35 +233,6 @@ json device_json(const DeviceRecord& d) {
           {"last_seen", d.last_seen ? json(*d.last_seen) : json(nullptr)},
           {"last_result", last_result},
           {"online", d.online}};
-}
-
-json job_json(const JobRecord& j) {
-  json devices = json::array();
-  for (const auto& t : j.targets) {
-    devices.push_back({{"device", t.device},
-                       {"state", std::string(to_string(t.state))},
-                       {"bytes", t.bytes},
-                       {"total", t.total},
-                       {"unchanged", t.unchanged},
-                       {"attempts", t.attempts},
-                       {"started", t.started ? json(*t.started) : json(nullptr)},
-                       {"finished", t.finished ? json(*t.finished) : json(nullptr)},
-                       {"error", t.error_code ? error_json(*t.error_code, t.error_message) : json(nullptr)}});
-  }
-  return {{"id", j.id},
-          {"state", std::string(to_string(j.state))},
-          {"created", j.created},
-          {"started", j.started ? json(*j.started) : json(nullptr)},
-          {"finished", j.finished ? json(*j.finished) : json(nullptr)},
-          {"artifact", j.artifact},
-          {"sha256", j.artifact_sha256},
-          {"size", j.artifact_size},
-          {"as", j.as_name},
-          {"kind", j.kind},
-          {"reboot", j.reboot},
-          {"origin", j.origin},
-          {"cancel_requested", j.cancel_requested},
-          {"devices", devices}};
 }
 
 json artifact_json(const ArtifactInfo& a) {

@@ -121,21 +121,26 @@ void create_device(const ApiContext& ctx, http::Request& req, const http::Respon
   res.reply(std::move(r));
 }
 
+/// The registered device, or NOT_FOUND (404) naming it.
+Result<DeviceRecord> registered_device(const ApiContext& ctx, const std::string& name) {
+  auto d = ctx.store->get_device(name);
+  if (!d) return tl::unexpected(d.error());
+  if (!*d) return make_error(ErrorCode::not_found, fmt::format("device '{}' is not registered", name));
+  return std::move(**d);
+}
+
 void update_device(const ApiContext& ctx, http::Request& req, const http::Responder& res, bool full) {
   const auto& name = req.params.at("name");
   auto body = parse_object(req);
   if (!body) return res.reply(http::Response::error(body.error()));
-  auto existing = ctx.store->get_device(name);
+  auto existing = registered_device(ctx, name);
   if (!existing) return res.reply(http::Response::error(existing.error()));
-  if (!*existing)
-    return res.reply(
-        http::Response::error(404, ErrorCode::not_found, fmt::format("device '{}' is not registered", name)));
   auto body_name = get_string(*body, "name");
   if (!body_name) return res.reply(http::Response::error(body_name.error()));
   if (*body_name && **body_name != name)
     return res.reply(http::Response::error(400, ErrorCode::invalid_argument,
                                            "devices cannot be renamed: delete and register it again"));
-  DeviceRecord d = **existing;
+  DeviceRecord d = *existing;
   if (auto ok = apply_fields(*body, d, false, full); !ok) return res.reply(http::Response::error(ok.error()));
   auto updated = ctx.store->update_device(d);
   if (!updated) return res.reply(http::Response::error(updated.error()));
@@ -166,12 +171,9 @@ void register_devices(http::Router& router, const ApiContext& ctx) {
   router.add("POST", "/api/v1/devices", [ctx](Request& req, Responder res) { create_device(ctx, req, res); });
   router.add("GET", "/api/v1/devices/{name}", [ctx](Request& req, Responder res) {
     const auto& name = req.params.at("name");
-    auto d = ctx.store->get_device(name);
+    auto d = registered_device(ctx, name);
     if (!d) return res.reply(Response::error(d.error()));
-    if (!*d)
-      return res.reply(
-          Response::error(404, ErrorCode::not_found, fmt::format("device '{}' is not registered", name)));
-    res.reply(json_response(200, device_json(**d)));
+    res.reply(json_response(200, device_json(*d)));
   });
   router.add("PATCH", "/api/v1/devices/{name}",
              [ctx](Request& req, Responder res) { update_device(ctx, req, res, false); });
@@ -179,11 +181,8 @@ void register_devices(http::Router& router, const ApiContext& ctx) {
              [ctx](Request& req, Responder res) { update_device(ctx, req, res, true); });
   router.add("DELETE", "/api/v1/devices/{name}", [ctx](Request& req, Responder res) {
     const auto& name = req.params.at("name");
-    auto d = ctx.store->get_device(name);
+    auto d = registered_device(ctx, name);
     if (!d) return res.reply(Response::error(d.error()));
-    if (!*d)
-      return res.reply(
-          Response::error(404, ErrorCode::not_found, fmt::format("device '{}' is not registered", name)));
     if (auto ok = ctx.store->delete_device(name); !ok) return res.reply(Response::error(ok.error()));
     publish_device(ctx, "device.deleted", {{"name", name}});
     audit(ctx, "device.deleted", name, fmt::format("device {} removed", name));
@@ -191,11 +190,8 @@ void register_devices(http::Router& router, const ApiContext& ctx) {
   });
   router.add("POST", "/api/v1/devices/{name}/probe", [ctx](Request& req, Responder res) {
     const std::string name = req.params.at("name");
-    auto d = ctx.store->get_device(name);
+    auto d = registered_device(ctx, name);
     if (!d) return res.reply(Response::error(d.error()));
-    if (!*d)
-      return res.reply(
-          Response::error(404, ErrorCode::not_found, fmt::format("device '{}' is not registered", name)));
     ctx.jobs->probe(name, [name, res](Result<ProbeResult> r) {
       if (!r) return res.reply(Response::error(r.error()));
       if (r->error) {

@@ -9,6 +9,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "json_views.hpp"
 #include "otter/server/api.hpp"
 #include "otter/server/artifacts.hpp"
 #include "otter/server/http.hpp"
@@ -17,9 +18,9 @@
 namespace otter::server::api {
 
 using json = nlohmann::ordered_json;
-
-/// Serialises without throwing on invalid UTF-8 (replaced by U+FFFD).
-std::string dump(const json& j);
+using views::dump;
+using views::error_json;
+using views::job_json;
 http::Response json_response(int status, const json& j);
 http::Response no_content();
 
@@ -37,9 +38,7 @@ Result<void> only_keys(const json& obj, std::initializer_list<std::string_view> 
 Result<std::int64_t> query_int(const http::Request& req, const std::string& key, std::int64_t fallback,
                                std::int64_t min, std::int64_t max);
 
-json error_json(ErrorCode code, const std::string& message);
 json device_json(const DeviceRecord& d);
-json job_json(const JobRecord& j);
 json artifact_json(const ArtifactInfo& a);
 
 /// Device names and tags: [A-Za-z0-9._-]{1,64}, not "." or "..".

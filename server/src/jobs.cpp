@@ -24,6 +24,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <nlohmann/json.hpp>
 
+#include "json_views.hpp"
 #include "otter/server/artifacts.hpp"
 #include "otter/server/config.hpp"
 #include "otter/server/events.hpp"
@@ -52,19 +53,13 @@ bool is_retryable(ErrorCode code) noexcept {
 namespace {
 
 namespace asio = boost::asio;
-using json = nlohmann::json;
+using json = nlohmann::ordered_json;
+using views::dump;
+using views::error_json;
 using Clock = std::chrono::steady_clock;
 
 constexpr auto kPersistInterval = std::chrono::seconds(1);
 constexpr std::chrono::milliseconds kMaxBackoff{60'000};
-
-std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
-
-json error_json(ErrorCode code, const std::string& message) {
-  return {{"code", static_cast<int>(code)}, {"name", error_name(code)}, {"message", message}};
-}
-
-json opt(const std::optional<std::string>& s) { return s ? json(*s) : json(nullptr); }
 
 /// True if the error shows that the device itself answered (so it is online).
 bool device_answered(ErrorCode code) {
@@ -707,48 +702,16 @@ class Engine final : public JobEngine {
   }
 
   static json target_json(const JobRecord& job, const JobTarget& t) {
-    return {{"job", job.id},
-            {"device", t.device},
-            {"state", to_string(t.state)},
-            {"bytes", t.bytes},
-            {"total", t.total},
-            {"unchanged", t.unchanged},
-            {"attempts", t.attempts},
-            {"started", opt(t.started)},
-            {"finished", opt(t.finished)},
-            {"error", t.error_code ? error_json(*t.error_code, t.error_message) : json(nullptr)}};
+    json out = {{"job", job.id}};
+    out.update(views::target_json(t));
+    return out;
   }
 
   static json progress_json(std::int64_t job, const JobTarget& t, std::uint64_t rate) {
     return {{"job", job}, {"device", t.device}, {"bytes", t.bytes}, {"total", t.total}, {"rate", rate}};
   }
 
-  static json job_summary(const JobRecord& j) {
-    std::map<std::string, std::size_t> counts = {
-        {"queued", 0}, {"running", 0}, {"succeeded", 0}, {"failed", 0}, {"canceled", 0}};
-    std::size_t unchanged = 0;
-    for (const auto& t : j.targets) {
-      ++counts[std::string(to_string(t.state))];
-      if (t.state == TargetState::succeeded && t.unchanged) ++unchanged;
-    }
-    json c(counts);
-    c["unchanged"] = unchanged;
-    return {{"id", j.id},
-            {"state", to_string(j.state)},
-            {"artifact", j.artifact},
-            {"sha256", j.artifact_sha256},
-            {"size", j.artifact_size},
-            {"as", j.as_name},
-            {"kind", j.kind},
-            {"reboot", j.reboot},
-            {"origin", j.origin},
-            {"created", j.created},
-            {"started", opt(j.started)},
-            {"finished", opt(j.finished)},
-            {"cancel_requested", j.cancel_requested},
-            {"devices", j.targets.size()},
-            {"counts", c}};
-  }
+  static json job_summary(const JobRecord& j) { return views::job_summary_json(j); }
 
   asio::io_context& io_;
   ServerConfig cfg_;

@@ -29,6 +29,10 @@ Result<Sha256Digest> sha256_file(const std::string& path, const HashProgress& pr
 /// IO if the file is shorter than `size` or a read fails.
 Result<Sha256Digest> sha256_fd(int fd, std::uint64_t size, const HashProgress& progress = {});
 
+/// Reads exactly n bytes at `offset` with pread (the file offset is not used or changed). IO if a read fails or the
+/// file ends first (the message names the offset).
+Result<void> pread_exact(int fd, std::uint8_t* buf, std::size_t n, std::uint64_t offset);
+
 /// SHA-256 of bytes in memory.
 Sha256Digest sha256_bytes(std::span<const std::uint8_t> data);
 
