@@ -9,37 +9,9 @@
 #include <csignal>
 #include <stdexcept>
 
-#include <boost/asio/connect.hpp>
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/beast/core.hpp>
-#include <boost/beast/http.hpp>
-
 #include "otter/test/bin.hpp"
 
 namespace otter::test::http {
-
-namespace asio = boost::asio;
-namespace beast = boost::beast;
-namespace bhttp = boost::beast::http;
-using tcp = asio::ip::tcp;
-
-namespace {
-
-bool iequals(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           return std::tolower(static_cast<unsigned char>(x)) == std::tolower(static_cast<unsigned char>(y));
-         });
-}
-
-}  // namespace
-
-std::optional<std::string> Reply::header(std::string_view name) const {
-  for (const auto& [k, v] : headers) {
-    if (iequals(k, name)) return v;
-  }
-  return std::nullopt;
-}
 
 nlohmann::json Reply::json() const { return nlohmann::json::parse(body, nullptr, false); }
 
@@ -54,98 +26,6 @@ std::string Reply::error_name() const {
   if (j.is_object() && j.contains("error") && j["error"].is_object() && j["error"].contains("name"))
     return j["error"]["name"].get<std::string>();
   return {};
-}
-
-struct Client::Impl {
-  Impl(std::string h, std::uint16_t p) : host(std::move(h)), port(p), stream(io) {}
-  std::string host;
-  std::uint16_t port;
-  asio::io_context io;
-  beast::tcp_stream stream;
-  beast::flat_buffer buf;
-  bool open = false;
-
-  /// Runs the io_context until the started operation completed (its own timeout ends it).
-  void run() {
-    io.restart();
-    io.run();
-  }
-  void close() {
-    beast::error_code ec;
-    stream.socket().shutdown(tcp::socket::shutdown_both, ec);
-    stream.close();
-    open = false;
-    buf.clear();
-  }
-};
-
-Client::Client(std::string host, std::uint16_t port) : impl_(std::make_unique<Impl>(std::move(host), port)) {}
-Client::~Client() = default;
-
-bool Client::connected() const {
-  if (!impl_->open) return false;
-  // A closed-by-peer socket is readable with 0 bytes pending.
-  const int fd = const_cast<Impl&>(*impl_).stream.socket().native_handle();
-  pollfd p{fd, POLLIN, 0};
-  if (::poll(&p, 1, 0) <= 0) return true;
-  char c = 0;
-  return ::recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT) > 0;
-}
-
-Reply Client::request(const std::string& method, const std::string& target, const std::string& body,
-                      const Headers& headers, std::chrono::milliseconds timeout) {
-  auto& d = *impl_;
-  Reply reply;
-  if (d.open && !connected()) d.close();
-  if (!d.open) {
-    beast::error_code ec;
-    d.stream.expires_after(timeout);
-    d.stream.async_connect(tcp::endpoint(asio::ip::make_address(d.host), d.port),
-                           [&](const beast::error_code& e) { ec = e; });
-    d.run();
-    if (ec) {
-      reply.error = "connect: " + ec.message();
-      return reply;
-    }
-    d.open = true;
-    ++connects_;
-  }
-  bhttp::request<bhttp::string_body> req;
-  req.method_string(method);
-  req.target(target);
-  req.version(11);
-  req.set(bhttp::field::host, d.host + ":" + std::to_string(d.port));
-  req.set(bhttp::field::user_agent, "otter-test");
-  for (const auto& [k, v] : headers) req.set(k, v);
-  req.body() = body;
-  if (!body.empty() || method == "POST" || method == "PUT" || method == "PATCH") req.prepare_payload();
-  beast::error_code ec;
-  d.stream.expires_after(timeout);
-  bhttp::async_write(d.stream, req, [&](const beast::error_code& e, std::size_t) { ec = e; });
-  d.run();
-  if (ec) {
-    reply.error = "write: " + ec.message();
-    d.close();
-    return reply;
-  }
-  bhttp::response_parser<bhttp::string_body> parser;
-  parser.body_limit(boost::none);
-  parser.skip(method == "HEAD");
-  d.stream.expires_after(timeout);
-  bhttp::async_read(d.stream, d.buf, parser, [&](const beast::error_code& e, std::size_t) { ec = e; });
-  d.run();
-  if (ec) {
-    reply.error = "read: " + ec.message();
-    d.close();
-    return reply;
-  }
-  auto& res = parser.get();
-  reply.status = static_cast<int>(res.result_int());
-  for (const auto& f : res) reply.headers.emplace_back(std::string(f.name_string()), std::string(f.value()));
-  reply.body = std::move(res.body());
-  reply.keep_alive = res.keep_alive();
-  if (!reply.keep_alive) d.close();
-  return reply;
 }
 
 Reply Client::post(const std::string& target, const nlohmann::json& body, const Headers& headers) {
@@ -212,28 +92,11 @@ bool EventStream::read_more(std::chrono::steady_clock::time_point deadline) {
 std::optional<EventStream::Event> EventStream::next(std::chrono::milliseconds timeout) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   for (;;) {
-    const auto end = buf_.find("\n\n");
-    if (end != std::string::npos) {
-      const std::string block = buf_.substr(0, end + 1);
-      buf_.erase(0, end + 2);
-      Event ev;
-      std::size_t i = 0;
-      while (i < block.size()) {
-        const auto nl = block.find('\n', i);
-        const std::string line = block.substr(i, nl - i);
-        i = nl + 1;
-        if (line.rfind(':', 0) == 0) {
-          ev.comment = line.size() > 1 && line[1] == ' ' ? line.substr(2) : line.substr(1);
-        } else if (line.rfind("event: ", 0) == 0) {
-          ev.type = line.substr(7);
-        } else if (line.rfind("data: ", 0) == 0) {
-          ev.data += (ev.data.empty() ? "" : "\n") + line.substr(6);
-        } else if (line.rfind("id: ", 0) == 0) {
-          ev.id = line.substr(4);
-        }
-      }
-      return ev;
+    if (!buf_.empty()) {
+      events_.feed(buf_);
+      buf_.clear();
     }
+    if (auto ev = events_.next()) return ev;
     if (!read_more(deadline)) return std::nullopt;
   }
 }

@@ -14,21 +14,16 @@
 
 #include <nlohmann/json.hpp>
 
+#include "otter/common/http_client.hpp"
 #include "otter/test/process.hpp"
 #include "otter/test/tcp.hpp"
 
 namespace otter::test::http {
 
-using Headers = std::vector<std::pair<std::string, std::string>>;
+using Headers = otter::http::Headers;
 
-struct Reply {
-  int status = 0;  ///< 0: no answer (connection closed or timed out); see `error`
-  Headers headers;
-  std::string body;
-  bool keep_alive = false;
-  std::string error;
-
-  [[nodiscard]] std::optional<std::string> header(std::string_view name) const;
+/// otter::http::Reply with JSON helpers for assertions.
+struct Reply : otter::http::Reply {
   /// The body as JSON (a discarded value if it is not JSON).
   [[nodiscard]] nlohmann::json json() const;
   /// The error body's top-level "message" ("" if absent).
@@ -37,41 +32,33 @@ struct Reply {
   [[nodiscard]] std::string error_name() const;
 };
 
+/// otter::http::Client (the one the CLI uses) with JSON conveniences.
 class Client {
  public:
-  Client(std::string host, std::uint16_t port);
-  ~Client();
-  Client(const Client&) = delete;
-  Client& operator=(const Client&) = delete;
+  Client(std::string host, std::uint16_t port) : c_(std::move(host), port, "otter-test") {}
 
-  /// One request on the kept-alive connection (reconnects if the server closed it). `host_header` overrides Host.
   Reply request(const std::string& method, const std::string& target, const std::string& body = {},
-                const Headers& headers = {}, std::chrono::milliseconds timeout = std::chrono::seconds(20));
+                const Headers& headers = {}, std::chrono::milliseconds timeout = std::chrono::seconds(20)) {
+    return Reply{c_.request(method, target, body, headers, timeout)};
+  }
   Reply get(const std::string& target, const Headers& headers = {}) { return request("GET", target, {}, headers); }
   Reply del(const std::string& target, const Headers& headers = {}) { return request("DELETE", target, {}, headers); }
   Reply post(const std::string& target, const nlohmann::json& body, const Headers& headers = {});
   Reply patch(const std::string& target, const nlohmann::json& body, const Headers& headers = {});
   Reply put(const std::string& target, const nlohmann::json& body, const Headers& headers = {});
   /// True while the current connection is open (false after the server closed it and before the next request).
-  [[nodiscard]] bool connected() const;
+  [[nodiscard]] bool connected() const { return c_.connected(); }
   /// Connections opened so far (to check keep-alive reuse).
-  [[nodiscard]] int connects() const { return connects_; }
+  [[nodiscard]] int connects() const { return c_.connects(); }
 
  private:
-  struct Impl;
-  std::unique_ptr<Impl> impl_;
-  int connects_ = 0;
+  otter::http::Client c_;
 };
 
 /// Reads a text/event-stream over a raw socket.
 class EventStream {
  public:
-  struct Event {
-    std::string type;  ///< "" for comments
-    std::string data;
-    std::string id;
-    std::string comment;  ///< text of a ": ..." line
-  };
+  using Event = otter::http::EventParser::Event;
   /// Sends GET `target` and reads the response header (throws on failure or a non-200 answer).
   EventStream(const std::string& host, std::uint16_t port, const std::string& target = "/api/v1/events",
               const Headers& headers = {});
@@ -88,7 +75,8 @@ class EventStream {
   bool read_more(std::chrono::steady_clock::time_point deadline);
   TcpClient tcp_;
   std::string header_;
-  std::string buf_;
+  std::string buf_;  ///< bytes before the end of the response header
+  otter::http::EventParser events_;
   bool eof_ = false;
 };
 
