@@ -12,6 +12,7 @@
 #include "commands.hpp"
 #include "format.hpp"
 #include "otter/core/codec.hpp"
+#include "server_commands.hpp"
 
 #ifndef OTTER_VERSION
 #define OTTER_VERSION "0.0.0"
@@ -84,14 +85,117 @@ int run(int argc, char** argv) {
   stat_cmd->add_option("NAME", stat.name, "name on the device")->required();
   add_common(*stat_cmd, stat.common);
 
-  // The top level takes only flags, so its first other argument names the command.
-  const auto first = std::find_if(argv + 1, argv + argc, [](const char* a) { return a[0] != '-'; });
-  const bool unknown =
-      first != argv + argc && std::string_view(*first) != "push" && std::string_view(*first) != "stat";
+  // --- the commands that talk to otter-server (`otter --server URL ...`) ---
+  ServerArgs srv;
+  app.add_option("--server", srv.url,
+                 "otter-server URL for the server commands (default $OTTER_SERVER, else "
+                 "http://127.0.0.1:8080)")
+      ->type_name("URL");
+  app.add_option("--token-file", srv.token_file, "file holding the server's API token (default: $OTTER_TOKEN)")
+      ->type_name("FILE");
+  app.add_flag("--json", srv.json, "server commands: print exactly one JSON object on stdout");
+  app.add_flag("-q,--quiet", srv.quiet, "server commands: no progress bar and no result lines");
+  app.add_option("--http-timeout", srv.timeout, "server commands: give up on an HTTP request after this long")
+      ->type_name("SECONDS")
+      ->check(CLI::Range(0.001, 86400.0))
+      ->capture_default_str();
+  // The global flags may also come after the command ("otter devices --json").
+  const auto server_command = [&](CLI::App* parent, const char* name, const char* help) {
+    CLI::App* c = parent->add_subcommand(name, help);
+    c->fallthrough();
+    return c;
+  };
+
+  DeviceArgs dev;
+  CLI::App* devices_cmd = server_command(&app, "devices", "list and manage the server's devices (default: list)");
+  devices_cmd->require_subcommand(0, 1);
+  CLI::App* dev_list = server_command(devices_cmd, "list", "list devices");
+  dev_list->add_option("--tag", dev.tag, "only devices with this tag");
+  devices_cmd->add_option("--tag", dev.tag, "only devices with this tag");
+  CLI::App* dev_show = server_command(devices_cmd, "show", "show one device");
+  CLI::App* dev_add = server_command(devices_cmd, "add", "register a device");
+  CLI::App* dev_set = server_command(devices_cmd, "set", "change a device's address, key, protocol or tags");
+  CLI::App* dev_rm = server_command(devices_cmd, "rm", "remove a device");
+  CLI::App* dev_probe = server_command(devices_cmd, "probe", "connect to a device now: online, id, free space");
+  for (CLI::App* c : {dev_show, dev_add, dev_set, dev_rm, dev_probe})
+    c->add_option("NAME", dev.name, "device name")->required();
+  for (CLI::App* c : {dev_add, dev_set}) {
+    CLI::Option* addr = c->add_option_function<std::string>(
+        "--address", [&](const std::string& v) { dev.address = v; }, "device address HOST:PORT");
+    if (c == dev_add) addr->required();
+    CLI::Option* key = c->add_option_function<std::string>(
+        "--key-file", [&](const std::string& v) { dev.key_file = v; },
+        "file holding the device's pre-shared key (sent once, never shown back)");
+    if (c == dev_add) key->required();
+    c->add_option_function<std::string>(
+         "--protocol", [&](const std::string& v) { dev.protocol = v; },
+         "otter (default), arduino-ota, webrepl, legacy")
+        ->check(CLI::IsMember({"otter", "arduino-ota", "webrepl", "legacy"}));
+    c->add_option_function<std::vector<std::string>>(
+        "--tag", [&](const std::vector<std::string>& v) { dev.tags = v; },
+        "tag (repeatable; replaces the device's tags)");
+  }
+
+  ArtifactArgs art;
+  CLI::App* artifacts_cmd =
+      server_command(&app, "artifacts", "list and manage artifacts on the server (default: list)");
+  artifacts_cmd->require_subcommand(0, 1);
+  CLI::App* art_list = server_command(artifacts_cmd, "list", "list artifacts: name, size, SHA-256");
+  CLI::App* art_upload = server_command(artifacts_cmd, "upload", "upload a local file into the artifact root");
+  art_upload->add_option("FILE", art.file, "local file")->required();
+  art_upload->add_option("--as", art.name, "name in the artifact root (default: FILE's basename)")->type_name("NAME");
+  CLI::App* art_rm = server_command(artifacts_cmd, "rm", "delete an artifact");
+  art_rm->add_option("NAME", art.name, "artifact name")->required();
+
+  DeployArgs dep;
+  CLI::App* deploy_cmd =
+      server_command(&app, "deploy", "push an artifact to devices through the server and follow the job");
+  deploy_cmd->add_option("ARTIFACT", dep.artifact, "artifact name (a path inside the server's artifact root)")
+      ->required();
+  deploy_cmd->add_option("--device,-d", dep.devices, "target device (repeatable)")->type_name("NAME");
+  deploy_cmd->add_option("--tag", dep.tag, "every device with this tag");
+  deploy_cmd->add_option("--as", dep.as, "name on the device (default: the artifact's basename)")->type_name("NAME");
+  deploy_cmd->add_flag("--reboot", dep.reboot, "ask the devices to reboot after the commit");
+  deploy_cmd->add_flag("--no-wait", dep.no_wait, "print the job id and return at once");
+
+  JobArgs jobs;
+  CLI::App* jobs_cmd = server_command(&app, "jobs", "job history, newest first (default: list)");
+  jobs_cmd->require_subcommand(0, 1);
+  CLI::App* jobs_list = server_command(jobs_cmd, "list", "list jobs");
+  for (CLI::App* c : {jobs_cmd, jobs_list})
+    c->add_option("--limit", jobs.limit, "at most this many")->check(CLI::Range(1, 500))->capture_default_str();
+  CLI::App* jobs_show = server_command(jobs_cmd, "show", "one job with every device's result");
+  CLI::App* jobs_cancel = server_command(jobs_cmd, "cancel", "cancel a job");
+  for (CLI::App* c : {jobs_show, jobs_cancel}) c->add_option("ID", jobs.id, "job id")->required();
+
+  WatchArgs watch;
+  CLI::App* watch_cmd = server_command(
+      &app, "watch", "follow a job to its end (progress bar), or without JOB print every server event live");
+  watch_cmd->add_option_function<std::int64_t>(
+      "JOB", [&](const std::int64_t& v) { watch.job = v; }, "job id");
+
+  // The top level takes only flags and a few options with values; its first other argument names the command.
+  const char* first = nullptr;
+  for (int i = 1; i < argc; ++i) {
+    const std::string_view a(argv[i]);
+    if (a == "--server" || a == "--token-file" || a == "--http-timeout") {
+      ++i;
+      continue;
+    }
+    if (a[0] != '-') {
+      first = argv[i];
+      break;
+    }
+  }
+  static constexpr std::string_view kCommands[] = {"push", "stat", "devices", "artifacts", "deploy", "jobs", "watch"};
+  const bool unknown = first != nullptr && std::find(std::begin(kCommands), std::end(kCommands),
+                                                     std::string_view(first)) == std::end(kCommands);
 
   try {
     if (unknown)
-      throw CLI::ExtrasError(fmt::format("unknown command '{}' (expected 'push' or 'stat')", *first),
+      throw CLI::ExtrasError(fmt::format("unknown command '{}' (expected push, stat, devices, artifacts, deploy, "
+                                         "jobs or watch)",
+                                         first),
                              CLI::ExitCodes::ExtrasError);
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -103,6 +207,7 @@ int run(int argc, char** argv) {
       std::cerr << "error: " << e.what() << "\n"
                 << "usage: otter push FILE --to HOST[:PORT] --key-file FILE [options]\n"
                 << "       otter stat NAME --to HOST[:PORT] --key-file FILE [options]\n"
+                << "       otter [--server URL] devices|artifacts|deploy|jobs|watch ...\n"
                 << "run 'otter --help' or 'otter push --help' for details" << std::endl;
     }
     return kExitUsage;
@@ -114,9 +219,32 @@ int run(int argc, char** argv) {
     setup_logging(push.common.verbose);
     return run_push(push);
   }
-  stat.common.verbose += global_verbose;
-  setup_logging(stat.common.verbose);
-  return run_stat(stat);
+  if (stat_cmd->parsed()) {
+    stat.common.verbose += global_verbose;
+    setup_logging(stat.common.verbose);
+    return run_stat(stat);
+  }
+  setup_logging(global_verbose);
+  if (devices_cmd->parsed()) {
+    for (auto [cmd, action] : {std::pair{dev_show, "show"}, std::pair{dev_add, "add"}, std::pair{dev_set, "set"},
+                               std::pair{dev_rm, "rm"}, std::pair{dev_probe, "probe"}, std::pair{dev_list, "list"}}) {
+      if (cmd->parsed()) dev.action = action;
+    }
+    return run_devices(srv, dev);
+  }
+  if (artifacts_cmd->parsed()) {
+    if (art_upload->parsed()) art.action = "upload";
+    if (art_rm->parsed()) art.action = "rm";
+    (void)art_list;
+    return run_artifacts(srv, art);
+  }
+  if (deploy_cmd->parsed()) return run_deploy(srv, dep);
+  if (jobs_cmd->parsed()) {
+    if (jobs_show->parsed()) jobs.action = "show";
+    if (jobs_cancel->parsed()) jobs.action = "cancel";
+    return run_jobs(srv, jobs);
+  }
+  return run_watch(srv, watch);
 }
 
 }  // namespace otter::cli

@@ -19,6 +19,8 @@ class ProgressBar {
 
   /// Starts a phase ("hashing", "pushing x"): `base` bytes are already done (a resume) and do not count for the rate.
   void start(std::string label, std::uint64_t base);
+  /// Changes the label without restarting the rate (e.g. "job 7: 3/50 devices").
+  void set_label(std::string label) { label_ = std::move(label); }
   /// Redraws at most 10 times a second, and always when done == total.
   void update(std::uint64_t done, std::uint64_t total);
   /// Clears the line.
