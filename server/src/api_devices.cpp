@@ -1,11 +1,16 @@
 // otter-server — /api/v1/devices: the device registry (the key is write-only) and probing.
 #include <algorithm>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
 
 #include <fmt/format.h>
 
 #include "api_internal.hpp"
 #include "otter/common/keyfile.hpp"
 #include "otter/server/events.hpp"
+#include "otter/server/gzip.hpp"
 #include "otter/server/jobs.hpp"
 #include "otter/server/store.hpp"
 
@@ -121,6 +126,38 @@ void create_device(const ApiContext& ctx, http::Request& req, const http::Respon
   res.reply(std::move(r));
 }
 
+/// The serialised device list of the latest store version, per tag filter (a few entries at most).
+class ListCache {
+ public:
+  struct Entry {
+    std::uint64_t version = 0;
+    std::shared_ptr<const std::string> text;
+  };
+  Result<Entry> get(std::uint64_t version, const std::string& key,
+                    const std::function<Result<std::string>()>& build) {
+    {
+      const std::lock_guard lock(mu_);
+      if (version != version_) {
+        entries_.clear();
+        version_ = version;
+      }
+      if (auto it = entries_.find(key); it != entries_.end()) return Entry{version, it->second};
+    }
+    auto text = build();
+    if (!text) return tl::unexpected(text.error());
+    auto shared = std::make_shared<const std::string>(std::move(*text));
+    const std::lock_guard lock(mu_);
+    if (version == version_ && entries_.size() < kMaxEntries) entries_.emplace(key, shared);
+    return Entry{version, shared};
+  }
+
+ private:
+  static constexpr std::size_t kMaxEntries = 64;
+  std::mutex mu_;
+  std::uint64_t version_ = 0;
+  std::map<std::string, std::shared_ptr<const std::string>> entries_;
+};
+
 /// The registered device, or NOT_FOUND (404) naming it.
 Result<DeviceRecord> registered_device(const ApiContext& ctx, const std::string& name) {
   auto d = ctx.store->get_device(name);
@@ -157,16 +194,49 @@ void register_devices(http::Router& router, const ApiContext& ctx) {
   using http::Responder;
   using http::Response;
 
-  router.add("GET", "/api/v1/devices", [ctx](Request& req, Responder res) {
-    auto all = ctx.store->list_devices();
-    if (!all) return res.reply(Response::error(all.error()));
-    const auto tag = req.query.find("tag");
-    json list = json::array();
-    for (const auto& d : *all) {
-      if (tag != req.query.end() && std::find(d.tags.begin(), d.tags.end(), tag->second) == d.tags.end()) continue;
-      list.push_back(device_json(d));
+  // The list is what a console polls and what a fleet dashboard hammers: its serialised form is cached per tag
+  // filter until a device changes (Store::devices_version), and answered with an ETag (304 on If-None-Match).
+  auto cache = std::make_shared<ListCache>();
+  router.add("GET", "/api/v1/devices", [ctx, cache](Request& req, Responder res) {
+    const auto tag_it = req.query.find("tag");
+    const std::string tag = tag_it == req.query.end() ? std::string() : tag_it->second;
+    const bool filtered = tag_it != req.query.end();
+    const std::uint64_t version = ctx.store->devices_version();
+    const std::string key = filtered ? "tag:" + tag : std::string("*");
+    const auto build_json = [&]() -> Result<std::string> {
+      auto all = ctx.store->list_devices();
+      if (!all) return tl::unexpected(all.error());
+      json list = json::array();
+      for (const auto& d : *all) {
+        if (filtered && std::find(d.tags.begin(), d.tags.end(), tag) == d.tags.end()) continue;
+        list.push_back(device_json(d));
+      }
+      return dump(json{{"devices", std::move(list)}});
+    };
+    const auto accept = req.header("Accept-Encoding");
+    const bool gzip = accept && accepts_gzip(*accept);
+    auto body = gzip ? cache->get(version, "gz " + key,
+                                  [&]() -> Result<std::string> {
+                                    auto plain = cache->get(version, key, build_json);
+                                    if (!plain) return tl::unexpected(plain.error());
+                                    return gzip_compress(*plain->text);
+                                  })
+                     : cache->get(version, key, build_json);
+    if (!body) return res.reply(Response::error(body.error()));
+    // A weak validator: the same for the plain and the gzip form of one version of the list.
+    const std::string etag = fmt::format("W/\"d{}\"", body->version);
+    if (const auto inm = req.header("If-None-Match"); inm && *inm == etag) {
+      Response r;
+      r.status = 304;
+      r.headers.emplace_back("ETag", etag);
+      return res.reply(std::move(r));
     }
-    res.reply(json_response(200, {{"devices", list}}));
+    auto r = Response::json(200, *body->text);
+    r.headers.emplace_back("ETag", etag);
+    r.headers.emplace_back("Vary", "Accept-Encoding");
+    if (gzip) r.headers.emplace_back("Content-Encoding", "gzip");
+    r.headers.emplace_back("Cache-Control", "no-cache");
+    res.reply(std::move(r));
   });
   router.add("POST", "/api/v1/devices", [ctx](Request& req, Responder res) { create_device(ctx, req, res); });
   router.add("GET", "/api/v1/devices/{name}", [ctx](Request& req, Responder res) {

@@ -1,6 +1,7 @@
 // The embedded SQLite store. All SQL of the server lives here.
 #include <sys/stat.h>
 
+#include <atomic>
 #include <filesystem>
 #include <utility>
 
@@ -147,6 +148,7 @@ class SqliteStore final : public Store {
     s->bind(6, d.created).bind(7, d.updated);
     if (auto r = s->run(); !r) return tl::unexpected(r.error());
     d.id = db_.last_insert_id();
+    ++devices_version_;
     return d;
   }
 
@@ -180,6 +182,7 @@ class SqliteStore final : public Store {
     s->bind(5, now_rfc3339()).bind(6, d.name);
     if (auto r = s->run(); !r) return tl::unexpected(r.error());
     if (db_.changes() == 0) return make_error(ErrorCode::not_found, "no device named '" + d.name + "'");
+    ++devices_version_;
     auto got = get_device(d.name);
     if (!got) return tl::unexpected(got.error());
     return **got;
@@ -191,6 +194,7 @@ class SqliteStore final : public Store {
     s->bind(1, name);
     if (auto r = s->run(); !r) return r;
     if (db_.changes() == 0) return make_error(ErrorCode::not_found, "no device named '" + std::string(name) + "'");
+    ++devices_version_;
     return {};
   }
 
@@ -201,8 +205,12 @@ class SqliteStore final : public Store {
         "last_result=COALESCE(?, last_result) WHERE name=?");
     if (!s) return tl::unexpected(s.error());
     s->bind(1, online).bind(2, online).bind(3, now_rfc3339()).bind(4, last_result_json).bind(5, name);
-    return s->run();
+    auto r = s->run();
+    if (r) ++devices_version_;
+    return r;
   }
+
+  [[nodiscard]] std::uint64_t devices_version() const override { return devices_version_.load(); }
 
   Result<JobRecord> create_job(JobRecord j) override {
     auto tx = Transaction::begin(db_);
@@ -351,6 +359,7 @@ class SqliteStore final : public Store {
 
  private:
   Database db_;
+  std::atomic<std::uint64_t> devices_version_{1};
 };
 
 }  // namespace

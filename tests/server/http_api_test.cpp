@@ -129,6 +129,47 @@ TEST_F(Api, DevicesCreateReadUpdateDelete) {
   EXPECT_EQ(client().get("/api/v1/devices").json()["devices"].size(), 2u);
 }
 
+TEST_F(Api, DeviceListIsCachedButNeverStale) {
+  start();
+  add_device("dev-1", "127.0.0.1:1", kKey, {"lab"});
+  auto r = client().get("/api/v1/devices");
+  ASSERT_EQ(r.status, 200);
+  const auto etag = r.header("ETag").value_or("");
+  ASSERT_FALSE(etag.empty());
+  EXPECT_EQ(r.header("Vary").value_or(""), "Accept-Encoding");
+
+  // Unchanged: 304 without a body; the gzip form is the same list.
+  r = client().get("/api/v1/devices", {{"If-None-Match", etag}});
+  EXPECT_EQ(r.status, 304);
+  EXPECT_TRUE(r.body.empty());
+  r = client().get("/api/v1/devices", {{"Accept-Encoding", "gzip"}});
+  ASSERT_EQ(r.status, 200);
+  EXPECT_EQ(r.header("Content-Encoding").value_or(""), "gzip");
+  EXPECT_EQ(r.header("ETag").value_or(""), etag);
+  EXPECT_EQ(json::parse(gunzip(r.body))["devices"].size(), 1U);
+  r = client().get("/api/v1/devices", {{"Accept-Encoding", "gzip;q=0"}});
+  EXPECT_FALSE(r.header("Content-Encoding").has_value());
+
+  // Every kind of change shows at once: create, update, a probe's contact, delete; per tag filter too.
+  std::string last = etag;
+  const auto expect_changed = [&](const char* what, std::size_t devices, std::size_t lab) {
+    auto now = client().get("/api/v1/devices", {{"If-None-Match", last}, {"Accept-Encoding", "gzip"}});
+    ASSERT_EQ(now.status, 200) << what;
+    EXPECT_NE(now.header("ETag").value_or(""), last) << what;
+    EXPECT_EQ(json::parse(gunzip(now.body))["devices"].size(), devices) << what;
+    last = now.header("ETag").value_or("");
+    EXPECT_EQ(client().get("/api/v1/devices?tag=lab").json()["devices"].size(), lab) << what;
+  };
+  add_device("dev-2", "127.0.0.1:2", kKey, {"lab"});
+  expect_changed("create", 2, 2);
+  ASSERT_EQ(client().patch("/api/v1/devices/dev-2", {{"tags", {"field"}}}).status, 200);
+  expect_changed("update", 2, 1);
+  client().request("POST", "/api/v1/devices/dev-1/probe");  // fails to connect: recorded as a contact
+  expect_changed("probe", 2, 1);
+  ASSERT_EQ(client().del("/api/v1/devices/dev-1").status, 204);
+  expect_changed("delete", 1, 0);
+}
+
 TEST_F(Api, DeviceValidation) {
   start();
   auto code = [&](const json& body) { return client().post("/api/v1/devices", body); };

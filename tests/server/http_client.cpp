@@ -9,6 +9,8 @@
 #include <csignal>
 #include <stdexcept>
 
+#include <zlib.h>
+
 #include "otter/test/bin.hpp"
 
 namespace otter::test::http {
@@ -179,6 +181,25 @@ std::string multipart_body(const std::vector<FormPart>& parts, const std::string
     out += "\r\n" + p.content + "\r\n";
   }
   out += "--" + boundary + "--\r\n";
+  return out;
+}
+
+std::string gunzip(std::string_view gz) {
+  z_stream z{};
+  if (inflateInit2(&z, 15 + 16) != Z_OK) throw std::runtime_error("inflateInit2 failed");
+  std::string out;
+  z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(gz.data()));
+  z.avail_in = static_cast<uInt>(gz.size());
+  int rc = Z_OK;
+  while (rc == Z_OK) {
+    char buf[16384];
+    z.next_out = reinterpret_cast<Bytef*>(buf);
+    z.avail_out = sizeof buf;
+    rc = inflate(&z, Z_NO_FLUSH);
+    out.append(buf, sizeof buf - z.avail_out);
+  }
+  inflateEnd(&z);
+  if (rc != Z_STREAM_END) throw std::runtime_error("not a complete gzip member");
   return out;
 }
 

@@ -108,6 +108,9 @@ class ServerProcess {
 /// "otter-server: listening on http://HOST:PORT" → (host, port).
 std::optional<std::pair<std::string, std::uint16_t>> parse_server_line(std::string_view line);
 
+/// Inflates a gzip member (throws std::runtime_error if it is not one).
+std::string gunzip(std::string_view gz);
+
 /// A multipart/form-data body: (field name, optional file name, content).
 struct FormPart {
   std::string name;

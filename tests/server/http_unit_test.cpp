@@ -9,6 +9,7 @@
 
 #include "http_client.hpp"
 #include "otter/server/api.hpp"
+#include "otter/server/gzip.hpp"
 #include "otter/server/http.hpp"
 #include "otter/server/multipart.hpp"
 #include "otter/test/files.hpp"
@@ -280,6 +281,24 @@ TEST(OpenApi, IsOpenApi3AndDocumentsEveryRoute) {
   }
   EXPECT_GE(routes, 20u);
   EXPECT_EQ(documented.size(), routes) << "the document lists operations that the server does not route";
+}
+
+TEST(Gzip, AcceptEncodingParsing) {
+  for (const char* yes : {"gzip", "gzip, deflate, br", "br;q=1.0, gzip;q=0.8", " x-gzip ", "deflate,gzip;q=0.001"})
+    EXPECT_TRUE(accepts_gzip(yes)) << yes;
+  for (const char* no : {"", "identity", "br", "gzip;q=0", "gzip;q=0.000", "gzipx", "deflate, gzip ;q=0"})
+    EXPECT_FALSE(accepts_gzip(no)) << no;
+}
+
+TEST(Gzip, RoundTripsThroughZlib) {
+  const std::string data = otter::test::random_bytes(5000, 1) + std::string(100000, 'a');
+  auto gz = gzip_compress(data);
+  ASSERT_TRUE(gz);
+  ASSERT_GE(gz->size(), 18U);
+  EXPECT_EQ(static_cast<unsigned char>((*gz)[0]), 0x1f);  // gzip magic
+  EXPECT_EQ(static_cast<unsigned char>((*gz)[1]), 0x8b);
+  EXPECT_LT(gz->size(), data.size() / 4);
+  EXPECT_EQ(otter::test::http::gunzip(*gz), data);
 }
 
 }  // namespace

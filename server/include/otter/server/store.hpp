@@ -26,6 +26,9 @@ class Store {
   virtual Result<void> delete_device(std::string_view name) = 0;
   virtual Result<void> record_device_contact(std::string_view name, bool online,
                                              const std::optional<std::string>& last_result_json) = 0;
+  /// Changes (grows) after every successful device write through this store, so that readers can cache what they
+  /// derive from the device list.
+  [[nodiscard]] virtual std::uint64_t devices_version() const = 0;
 
   // Jobs with their per-device targets (created together, in one transaction).
   virtual Result<JobRecord> create_job(JobRecord job) = 0;
