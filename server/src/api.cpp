@@ -12,65 +12,29 @@
 #include "otter/server/metrics.hpp"
 #include "otter/server/openapi_json.hpp"
 #include "otter/server/store.hpp"
+#include "otter/server/web_assets.hpp"
 
 namespace otter::server {
 
-std::string_view openapi_document() {
-  return {reinterpret_cast<const char*>(generated::kOpenApiJson), sizeof(generated::kOpenApiJson)};
-}
+std::string_view openapi_document() { return generated::kOpenApi[0].text(); }
 
 namespace api {
 
-namespace {
+/// Content-Type of an embedded web file, by extension.
+std::string content_type_for(std::string_view path) {
+  const auto ends = [&](std::string_view ext) {
+    return path.size() >= ext.size() && path.substr(path.size() - ext.size()) == ext;
+  };
+  if (ends(".html")) return "text/html; charset=utf-8";
+  if (ends(".js")) return "text/javascript; charset=utf-8";
+  if (ends(".css")) return "text/css; charset=utf-8";
+  if (ends(".svg")) return "image/svg+xml";
+  if (ends(".png")) return "image/png";
+  if (ends(".json")) return "application/json";
+  return "application/octet-stream";
+}
 
-// The placeholder page: the original design's form (file path + Submit → POST /api/upload → alert(message)).
-constexpr std::string_view kIndexHtml = R"html(<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<title>otter</title>
-<style>
-body { font-family: system-ui, sans-serif; max-width: 40rem; margin: 3rem auto; padding: 0 1rem; color: #222; }
-label { display: block; margin: 1rem 0 .3rem; }
-input { width: 100%; padding: .4rem; box-sizing: border-box; }
-button { margin-top: 1rem; padding: .4rem 1.2rem; }
-small { color: #666; }
-</style>
-</head>
-<body>
-<h1>otter</h1>
-<p>Push a file from the artifact root to a device. The full web console comes later; the REST API is described in
-<a href="/api/v1/openapi.json">/api/v1/openapi.json</a>.</p>
-<form id="upload">
-  <label for="filePath">File path (inside the artifact root)</label>
-  <input id="filePath" name="filePath" required placeholder="firmware.bin">
-  <label for="device">Device <small>(optional when there is a default or a single device)</small></label>
-  <input id="device" name="device">
-  <label for="token">API token <small>(only if the server requires one)</small></label>
-  <input id="token" name="token" type="password" autocomplete="off">
-  <button type="submit">Submit</button>
-</form>
-<script>
-document.getElementById('upload').addEventListener('submit', async (ev) => {
-  ev.preventDefault();
-  const body = { filePath: document.getElementById('filePath').value };
-  const device = document.getElementById('device').value;
-  if (device) body.device = device;
-  const headers = { 'Content-Type': 'application/json' };
-  const token = document.getElementById('token').value;
-  if (token) headers['Authorization'] = 'Bearer ' + token;
-  try {
-    const res = await fetch('/api/upload', { method: 'POST', headers, body: JSON.stringify(body) });
-    const data = await res.json();
-    alert(data.message);
-  } catch (e) {
-    alert('Request failed: ' + e);
-  }
-});
-</script>
-</body>
-</html>
-)html";
+namespace {
 
 // The original design's two answers, byte for byte.
 constexpr std::string_view kFileDoesNotExist = R"({"message": "File does not exist."})";
@@ -300,12 +264,26 @@ void register_routes(http::Router& router, const ApiContext& ctx) {
   using http::Responder;
   using http::Response;
 
-  router.add("GET", "/", [](Request&, Responder res) {
-    Response r;
-    r.body = std::string(api::kIndexHtml);
-    r.content_type = "text/html; charset=utf-8";
-    res.reply(std::move(r));
-  });
+  // The web console (web/, embedded at build time): "/" is index.html, the other files by name.
+  for (const auto& asset : generated::kWebAssets) {
+    const std::string path = asset.path == "index.html" ? "/" : "/" + std::string(asset.path);
+    const std::string type = api::content_type_for(asset.path);
+    router.add("GET", path, [asset, type](Request&, Responder res) {
+      Response r;
+      r.body = std::string(asset.text());
+      r.content_type = type;
+      r.headers.emplace_back("Cache-Control", "no-cache");
+      r.headers.emplace_back("X-Content-Type-Options", "nosniff");
+      if (asset.path == "index.html") {
+        // Everything the console needs comes from this server; nothing may be framed or injected.
+        r.headers.emplace_back("Content-Security-Policy",
+                               "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+                               "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'");
+        r.headers.emplace_back("X-Frame-Options", "DENY");
+      }
+      res.reply(std::move(r));
+    });
+  }
   router.add("GET", "/healthz",
              [](Request&, Responder res) { res.reply(Response::json(200, R"({"status":"ok"})")); });
   router.add("GET", "/metrics", [ctx](Request&, Responder res) {

@@ -38,9 +38,16 @@ TEST_F(Api, HealthMetricsOpenApiAndThePlaceholderPage) {
   r = client().get("/");
   EXPECT_EQ(r.status, 200);
   EXPECT_EQ(r.header("Content-Type").value_or("").rfind("text/html", 0), 0u);
-  EXPECT_NE(r.body.find("/api/upload"), std::string::npos);
+  EXPECT_NE(r.body.find("id=\"filePath\""), std::string::npos);
+  EXPECT_NE(r.header("Content-Security-Policy").value_or("").find("default-src 'self'"), std::string::npos);
+  EXPECT_EQ(r.body, read_file(std::string(OTTER_SOURCE_DIR) + "/web/index.html")) << "the console is embedded";
+  r = client().get("/app.js");
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.header("Content-Type").value_or(""), "text/javascript; charset=utf-8");
+  EXPECT_NE(r.body.find("'/api/upload'"), std::string::npos);
   EXPECT_NE(r.body.find("alert("), std::string::npos);
-  EXPECT_NE(r.body.find("filePath"), std::string::npos);
+  EXPECT_EQ(client().get("/style.css").header("Content-Type").value_or(""), "text/css; charset=utf-8");
+  EXPECT_EQ(client().get("/favicon.svg").header("Content-Type").value_or(""), "image/svg+xml");
 
   r = client().request("HEAD", "/healthz");
   EXPECT_EQ(r.status, 200);
