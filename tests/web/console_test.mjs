@@ -228,6 +228,12 @@ test('upload_deploy_three', async () => {
     await page.waitForSelector('tr[data-artifact="dropped.txt"]');
     assertEq(fs.readFileSync(path.join(server.root, 'dropped.txt'), 'utf8'), 'dropped content\n', 'dropped file stored');
     await screenshot(page, 'artifacts');
+    // Delete asks first, then removes the file from the artifact root.
+    const d = dialogs(page);
+    await page.click('tr[data-artifact="dropped.txt"] button:has-text("Delete")');
+    assert((await d.next()).includes('Delete artifact dropped.txt'), 'delete asks first');
+    await page.waitForSelector('tr[data-artifact="dropped.txt"]', { state: 'detached' });
+    assert(!fs.existsSync(path.join(server.root, 'dropped.txt')), 'deleted from the artifact root');
 
     await page.click('a[data-view="deploy"]');
     await page.selectOption('#deploy-artifact', 'firmware-1.2.bin');
