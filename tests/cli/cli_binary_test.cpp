@@ -15,6 +15,7 @@
 #include "fake_device.hpp"
 #include "otter/test/agent.hpp"
 #include "otter/test/files.hpp"
+#include "otter/test/tcp.hpp"
 #include "otter/test/temp_dir.hpp"
 
 namespace otter::test {
@@ -121,14 +122,8 @@ TEST_F(OtterBinary, VersionAndHelp) {
 }
 
 TEST_F(OtterBinary, ConnectionRefusedIsExitOne) {
-  const int s = ::socket(AF_INET, SOCK_STREAM, 0);  // bound, never listening: connections are refused
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof a;
-  ASSERT_EQ(::bind(s, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
-  ASSERT_EQ(::getsockname(s, reinterpret_cast<sockaddr*>(&a), &len), 0);
-  const std::string to = "127.0.0.1:" + std::to_string(ntohs(a.sin_port));
+  const RefusedPort refused;  // bound, never listening: connections are refused
+  const std::string to = refused.address();
   auto r = run_otter({"push", file(), "--to", to, "--key-file", key_});
   EXPECT_EQ(r.exit_code, 1) << r.describe;
   EXPECT_TRUE(r.out.empty()) << r.describe;
@@ -137,7 +132,6 @@ TEST_F(OtterBinary, ConnectionRefusedIsExitOne) {
   EXPECT_EQ(r.exit_code, 1) << r.describe;
   expect_json_error(r, 100, "CONNECT_FAILED");
   EXPECT_TRUE(r.err.empty()) << r.describe;
-  ::close(s);
 }
 
 TEST_F(OtterBinary, PushAndStatAgainstAFakeDevice) {

@@ -19,6 +19,7 @@
 #include "otter/test/agent.hpp"
 #include "otter/test/bin.hpp"
 #include "otter/test/files.hpp"
+#include "otter/test/tcp.hpp"
 #include "otter/test/temp_dir.hpp"
 
 namespace otter::test {
@@ -267,19 +268,11 @@ TEST_F(Integration, WrongKeyIsAuthFailed) {
 }
 
 TEST_F(Integration, ClosedPortIsConnectFailed) {
-  // A port bound by this process but never listening: connections to it are refused, and nobody else can take it.
-  const int s = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof a;
-  ASSERT_EQ(::bind(s, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
-  ASSERT_EQ(::getsockname(s, reinterpret_cast<sockaddr*>(&a), &len), 0);
-  const std::string to = "127.0.0.1:" + std::to_string(ntohs(a.sin_port));
+  const RefusedPort refused;
+  const std::string to = refused.address();
   const fs::path src = dir_ / "src" / "x";
   write_file(src, "x");
   const auto r = push_json(src, {}, to);
-  ::close(s);
   EXPECT_EQ(r.exit_code, 1) << r.describe;
   expect_json_error(r, 100, "CONNECT_FAILED");
   const auto j = r.json();

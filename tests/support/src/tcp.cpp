@@ -188,4 +188,20 @@ std::string make_frame(std::uint8_t type, std::string_view payload) {
   return f;
 }
 
+RefusedPort::RefusedPort() {
+  fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof a;
+  if (fd_ < 0 || ::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
+      ::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
+    if (fd_ >= 0) ::close(fd_);
+    throw std::runtime_error("RefusedPort: cannot bind a loopback port");
+  }
+  port_ = ntohs(a.sin_port);
+}
+
+RefusedPort::~RefusedPort() { ::close(fd_); }
+
 }  // namespace otter::test

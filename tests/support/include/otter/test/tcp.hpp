@@ -54,6 +54,22 @@ class TcpClient {
   std::string discarded_;
 };
 
+/// A loopback port that refuses connections: bound by this process (so nobody else can take it) but never listening.
+class RefusedPort {
+ public:
+  RefusedPort();  ///< throws std::runtime_error if it cannot bind
+  ~RefusedPort();
+  RefusedPort(const RefusedPort&) = delete;
+  RefusedPort& operator=(const RefusedPort&) = delete;
+  [[nodiscard]] std::uint16_t port() const { return port_; }
+  /// "127.0.0.1:PORT"
+  [[nodiscard]] std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
+
+ private:
+  int fd_ = -1;
+  std::uint16_t port_ = 0;
+};
+
 /// Encodes a frame header + payload (for hand-built packets).
 std::string make_frame(std::uint8_t type, std::string_view payload);
 
