@@ -15,6 +15,7 @@
 
 #include <fmt/format.h>
 
+#include "otter/common/unique_fd.hpp"
 #include "otter/ports/openssl_crypto.hpp"
 
 namespace otter {
@@ -145,24 +146,20 @@ Result<Sha256Digest> sha256_fd(int fd, std::uint64_t size, const HashProgress& p
 }
 
 Result<Sha256Digest> sha256_file(const std::string& path, const HashProgress& progress) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
+  const UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (fd.get() < 0) {
     const int err = errno;
     return make_error(err == ENOENT ? ErrorCode::not_found : ErrorCode::io,
                       fmt::format("{}: {}", path, std::strerror(err)));
   }
   struct stat st {};
-  Result<Sha256Digest> r = make_error(ErrorCode::io, "");
-  if (::fstat(fd, &st) != 0) {
-    r = make_error(ErrorCode::io, fmt::format("{}: {}", path, std::strerror(errno)));
-  } else if (!S_ISREG(st.st_mode)) {
-    r = make_error(ErrorCode::invalid_argument, fmt::format("{} is not a regular file", path));
-  } else {
-    ::posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
-    r = sha256_fd(fd, static_cast<std::uint64_t>(st.st_size), progress);
-    if (!r) r = tl::unexpected(r.error().with_context(path));
-  }
-  ::close(fd);
+  if (::fstat(fd.get(), &st) != 0)
+    return make_error(ErrorCode::io, fmt::format("{}: {}", path, std::strerror(errno)));
+  if (!S_ISREG(st.st_mode))
+    return make_error(ErrorCode::invalid_argument, fmt::format("{} is not a regular file", path));
+  ::posix_fadvise(fd.get(), 0, 0, POSIX_FADV_SEQUENTIAL);
+  auto r = sha256_fd(fd.get(), static_cast<std::uint64_t>(st.st_size), progress);
+  if (!r) return tl::unexpected(r.error().with_context(path));
   return r;
 }
 

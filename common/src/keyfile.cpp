@@ -1,4 +1,5 @@
 #include "otter/common/keyfile.hpp"
+#include "otter/common/unique_fd.hpp"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -13,20 +14,6 @@ namespace otter {
 namespace {
 
 constexpr std::string_view kSpace = " \t\r\n\v\f";
-
-class Fd {
- public:
-  explicit Fd(int fd) : fd_(fd) {}
-  ~Fd() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  [[nodiscard]] int get() const { return fd_; }
-
- private:
-  int fd_;
-};
 
 }  // namespace
 
@@ -50,7 +37,7 @@ Result<std::string> parse_key(std::string_view content, std::string_view origin)
 }
 
 Result<std::string> read_key_file(const std::string& path) {
-  const Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  const UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (fd.get() < 0) {
     const int err = errno;
     return make_error(err == ENOENT ? ErrorCode::not_found : ErrorCode::config,

@@ -40,6 +40,7 @@
 #include "otter/common/hex.hpp"
 #include "otter/common/keyfile.hpp"
 #include "otter/common/push_client_asio.hpp"
+#include "otter/common/unique_fd.hpp"
 #include "otter/core/pusher.hpp"
 #include "otter/ports/openssl_crypto.hpp"
 
@@ -69,21 +70,6 @@ std::uint64_t now_ms() {
 }
 
 std::string seconds_text(std::chrono::milliseconds d) { return fmt::format("{:g} s", d.count() / 1000.0); }
-
-class Fd {
- public:
-  Fd() = default;
-  explicit Fd(int fd) : fd_(fd) {}
-  ~Fd() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  [[nodiscard]] int get() const { return fd_; }
-
- private:
-  int fd_ = -1;
-};
 
 DeviceInfo device_info(const core::Hello& h) {
   DeviceInfo d;
@@ -425,7 +411,7 @@ asio::awaitable<Result<PushOutcome>> push_on_strand(PushOptions o, PushProgress 
       co_return make_error(ErrorCode::invalid_argument, "timeouts must be positive");
     }
 
-    const Fd fd(::open(o.path.c_str(), O_RDONLY | O_CLOEXEC));
+    const UniqueFd fd(::open(o.path.c_str(), O_RDONLY | O_CLOEXEC));
     if (fd.get() < 0) {
       const int err = errno;
       co_return make_error(err == ENOENT ? ErrorCode::not_found : ErrorCode::io,
