@@ -61,9 +61,11 @@ std::string push_line(const std::string& name, const PushOutcome& o, double seco
 }
 
 std::string stat_line(const std::string& name, const StatOutcome& o) {
-  if (!o.exists) return fmt::format("{}: {}: does not exist", o.device.id, name);
-  return fmt::format("{}: {}: {} ({} B), sha256 {}", o.device.id, name, format_size(o.size), o.size,
-                     to_hex(o.sha256));
+  // A device running a new image that has not confirmed itself yet says so (it rolls back if reset now).
+  const char* pending = o.device.fw_state == core::FwState::pending_verify ? " [firmware pending verification]" : "";
+  if (!o.exists) return fmt::format("{}: {}: does not exist{}", o.device.id, name, pending);
+  return fmt::format("{}: {}: {} ({} B), sha256 {}{}", o.device.id, name, format_size(o.size), o.size,
+                     to_hex(o.sha256), pending);
 }
 
 std::string error_line(const Error& error) { return "error: " + error.to_string(); }
@@ -79,6 +81,7 @@ Json push_json(const std::string& name, core::Kind kind, const PushOutcome& o, d
       {"resumed_from", o.resume_offset},
       {"bytes_sent", o.bytes_sent},
       {"rebooting", o.rebooting},
+      {"fw_state", fw_state_name(o.device.fw_state)},
       {"unchanged", o.unchanged},
       {"seconds", std::round(seconds * 1000.0) / 1000.0},
   };
@@ -87,8 +90,13 @@ Json push_json(const std::string& name, core::Kind kind, const PushOutcome& o, d
 
 Json stat_json(const std::string& name, const StatOutcome& o) {
   Json j = {
-      {"ok", true},         {"device", o.device.id}, {"name", name},
-      {"exists", o.exists}, {"size", o.size},        {"sha256", o.exists ? Json(to_hex(o.sha256)) : Json(nullptr)},
+      {"ok", true},
+      {"device", o.device.id},
+      {"name", name},
+      {"exists", o.exists},
+      {"size", o.size},
+      {"sha256", o.exists ? Json(to_hex(o.sha256)) : Json(nullptr)},
+      {"fw_state", fw_state_name(o.device.fw_state)},
   };
   return j;
 }

@@ -510,6 +510,18 @@ Result<T> run_blocking(asio::awaitable<Result<T>> op) {
 
 }  // namespace
 
+const char* fw_state_name(core::FwState state) noexcept {
+  switch (state) {
+    case core::FwState::valid:
+      return "valid";
+    case core::FwState::pending_verify:
+      return "pending_verify";
+    case core::FwState::unknown:
+      break;
+  }
+  return "unknown";
+}
+
 std::string format_endpoint(const std::string& host, std::uint16_t port) {
   if (host.find(':') != std::string::npos) return fmt::format("[{}]:{}", host, port);
   return fmt::format("{}:{}", host, port);

@@ -85,18 +85,6 @@ Error exception_to_error(std::exception_ptr ep) {
   }
 }
 
-std::string fw_state_name(core::FwState s) {
-  switch (s) {
-    case core::FwState::valid:
-      return "valid";
-    case core::FwState::pending_verify:
-      return "pending_verify";
-    case core::FwState::unknown:
-      break;
-  }
-  return "unknown";
-}
-
 /// True if the error shows that an otter device answered (it sent HELLO, then an ERROR or a bad proof).
 bool device_answered(ErrorCode code) {
   if (code == ErrorCode::device_auth) return true;

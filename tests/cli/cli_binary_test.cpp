@@ -142,7 +142,7 @@ TEST_F(OtterBinary, PushAndStatAgainstAFakeDevice) {
   ASSERT_EQ(r.exit_code, 0) << r.describe;
   auto j = r.json();
   EXPECT_EQ(j, nlohmann::json::parse(R"({"ok":true,"device":"fake-1","name":"greeting.txt","exists":false,)"
-                                     R"("size":0,"sha256":null})"))
+                                     R"("size":0,"sha256":null,"fw_state":"unknown"})"))
       << r.describe;
 
   r = run_otter({"push", file(), "--to", to, "--key-file", key_});  // --as defaults to the basename
@@ -166,6 +166,7 @@ TEST_F(OtterBinary, PushAndStatAgainstAFakeDevice) {
   EXPECT_EQ(j["resumed_from"], 0);
   EXPECT_EQ(j["bytes_sent"], 5);
   EXPECT_EQ(j["rebooting"], false);
+  EXPECT_EQ(j["fw_state"], "unknown");
   EXPECT_TRUE(j["seconds"].is_number()) << r.describe;
   std::string stored;
   ASSERT_TRUE(dev.file("sub/dir/x.txt", stored));

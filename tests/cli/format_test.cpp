@@ -124,7 +124,7 @@ TEST(Json, PushShape) {
   EXPECT_EQ(dump_json(j),
             "{\"ok\":true,\"device\":\"dev-1\",\"name\":\"greeting.txt\",\"kind\":\"file\",\"size\":5,"
             "\"sha256\":\"2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824\",\"resumed_from\":0,"
-            "\"bytes_sent\":5,\"rebooting\":false,\"unchanged\":false,\"seconds\":0.012}");
+            "\"bytes_sent\":5,\"rebooting\":false,\"fw_state\":\"unknown\",\"unchanged\":false,\"seconds\":0.012}");
 }
 
 TEST(Json, StatShape) {
@@ -133,13 +133,19 @@ TEST(Json, StatShape) {
   s.exists = true;
   s.size = 5;
   s.sha256 = sample_push().sha256;
-  EXPECT_EQ(dump_json(stat_json("greeting.txt", s)),
-            "{\"ok\":true,\"device\":\"dev-1\",\"name\":\"greeting.txt\",\"exists\":true,\"size\":5,"
-            "\"sha256\":\"2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824\"}");
+  EXPECT_EQ(
+      dump_json(stat_json("greeting.txt", s)),
+      "{\"ok\":true,\"device\":\"dev-1\",\"name\":\"greeting.txt\",\"exists\":true,\"size\":5,"
+      "\"sha256\":\"2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824\",\"fw_state\":\"unknown\"}");
   s.exists = false;
   s.size = 0;
+  s.device.fw_state = core::FwState::pending_verify;
   EXPECT_EQ(dump_json(stat_json("x", s)),
-            "{\"ok\":true,\"device\":\"dev-1\",\"name\":\"x\",\"exists\":false,\"size\":0,\"sha256\":null}");
+            "{\"ok\":true,\"device\":\"dev-1\",\"name\":\"x\",\"exists\":false,\"size\":0,"
+            "\"sha256\":null,\"fw_state\":\"pending_verify\"}");
+  EXPECT_EQ(stat_line("x", s), "dev-1: x: does not exist [firmware pending verification]");
+  s.device.fw_state = core::FwState::valid;
+  EXPECT_EQ(stat_line("x", s), "dev-1: x: does not exist");
 }
 
 TEST(Json, ErrorShape) {

@@ -41,6 +41,9 @@ struct DeviceInfo {
   std::uint64_t free = 0;
 };
 
+/// "valid", "pending_verify" or "unknown" (the names the CLI's JSON and the server's API use).
+const char* fw_state_name(core::FwState state) noexcept;
+
 struct PushOptions {
   std::string host;  ///< name or address (IPv4 / IPv6), resolved
   std::uint16_t port = core::kDefaultPort;
