@@ -231,7 +231,8 @@ void register_devices(http::Router& router, const ApiContext& ctx) {
       r.headers.emplace_back("ETag", etag);
       return res.reply(std::move(r));
     }
-    auto r = Response::json(200, *body->text);
+    Response r;
+    r.shared_body = body->text;
     r.headers.emplace_back("ETag", etag);
     r.headers.emplace_back("Vary", "Accept-Encoding");
     if (gzip) r.headers.emplace_back("Content-Encoding", "gzip");

@@ -377,7 +377,8 @@ asio::awaitable<void> Server::Impl::linger(const std::shared_ptr<Conn>& c) {
 }
 
 asio::awaitable<bool> Server::Impl::respond(const std::shared_ptr<Conn>& c, Exchange& ex, Response r) {
-  bhttp::response<bhttp::string_body> res{static_cast<bhttp::status>(r.status), 11};
+  // buffer_body: the body is sent from the Response (or the cache it shares) without another copy.
+  bhttp::response<bhttp::buffer_body> res{static_cast<bhttp::status>(r.status), 11};
   res.set(bhttp::field::server, "otter-server");
   const bool no_body = r.status == 204 || r.status == 304 || (r.status >= 100 && r.status < 200);
   if (!no_body && !r.content_type.empty()) res.set(bhttp::field::content_type, r.content_type);
@@ -387,13 +388,16 @@ asio::awaitable<bool> Server::Impl::respond(const std::shared_ptr<Conn>& c, Exch
   if (!opt.cors_origins.empty()) res.insert(bhttp::field::vary, "Origin");
   const bool keep = ex.keep_alive && !stopping;
   res.keep_alive(keep);
-  if (no_body) {
-    // No Content-Length on 1xx / 204 / 304.
-  } else {
-    const auto size = r.body.size();
-    if (!ex.head) res.body() = std::move(r.body);
-    res.prepare_payload();
-    if (ex.head) res.content_length(size);
+  const std::string& body = r.body_text();
+  res.body().data = nullptr;
+  res.body().size = 0;
+  res.body().more = false;
+  if (!no_body) {  // no Content-Length on 1xx / 204 / 304
+    res.content_length(body.size());
+    if (!ex.head && !body.empty()) {
+      res.body().data = const_cast<char*>(body.data());  // only read by the serializer
+      res.body().size = body.size();
+    }
   }
   c->stream.expires_after(opt.write_timeout);
   auto [ec, n] = co_await bhttp::async_write(c->stream, res, kTuple);

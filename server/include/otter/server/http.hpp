@@ -35,7 +35,11 @@ struct Response {
   int status = 200;
   std::vector<std::pair<std::string, std::string>> headers;
   std::string body;
+  /// If set, the body instead of `body`, sent without a copy (a cached serialisation shared by many answers).
+  std::shared_ptr<const std::string> shared_body;
   std::string content_type = "application/json";
+
+  [[nodiscard]] const std::string& body_text() const { return shared_body ? *shared_body : body; }
 
   static Response json(int status, std::string body);
   /// {"error": {"code": N, "name": "...", "message": "..."}, "message": "..."} with the HTTP status of the code.
