@@ -21,6 +21,7 @@
 #include <boost/asio/write.hpp>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <csignal>
@@ -31,6 +32,8 @@
 #include <string>
 #include <string_view>
 #include <system_error>
+#include <thread>
+#include <vector>
 
 #include "otter/core/codec.hpp"
 #include "otter/core/receiver.hpp"
@@ -71,30 +74,48 @@ const char* kind_name(core::Kind k) { return k == core::Kind::firmware ? "firmwa
 
 }  // namespace
 
+class Session;
+
+/// One event-loop thread and the sessions it runs. A device's listener and all its sessions live on one shard, so a
+/// device's state is only ever touched by that shard's thread; with many simulated devices, one device's commit
+/// (which waits for fsync) does not stall the devices of other shards.
+struct Shard {
+  asio::io_context io{1};
+  std::list<std::weak_ptr<Session>> sessions;
+};
+
 /// One (simulated) device: its storage state, listener and session count.
 struct Device {
-  Device(DeviceSpec s, std::uint64_t max_size, asio::io_context& io)
-      : spec(std::move(s)), storage(spec.root, max_size), acceptor(io) {}
+  Device(DeviceSpec s, std::uint64_t max_size, Shard& sh)
+      : spec(std::move(s)), storage(spec.root, max_size), shard(sh), acceptor(sh.io) {}
   DeviceSpec spec;
   ports::PosixDevice storage;
+  Shard& shard;
   tcp::acceptor acceptor;
   std::string address;  // as bound
   std::size_t active = 0;
 };
 
-class Session;
-
 struct Agent::Impl {
-  Impl(Options o, std::string k) : opts(std::move(o)), key(std::move(k)), io(1), signals(io) {}
+  Impl(Options o, std::string k) : opts(std::move(o)), key(std::move(k)), shards(make_first_shard()), signals(io()) {}
+
+  static std::vector<std::unique_ptr<Shard>> make_first_shard() {
+    std::vector<std::unique_ptr<Shard>> v;
+    v.push_back(std::make_unique<Shard>());
+    return v;
+  }
+  /// Shard 0: the main thread's loop (signals, stop()).
+  asio::io_context& io() { return shards.front()->io; }
 
   Options opts;
   std::string key;
-  asio::io_context io;
+  std::vector<std::unique_ptr<Shard>> shards;
   asio::signal_set signals;
-  std::list<std::unique_ptr<Device>> devices;  // stable addresses (sessions refer to them)
-  std::list<std::weak_ptr<Session>> sessions;
-  bool stopping = false;
-  Clock::time_point epoch = Clock::now();
+  std::list<std::unique_ptr<Device>> devices;  // stable addresses (sessions refer to them); fixed after start()
+  std::atomic<bool> stopping{false};
+  std::atomic<std::size_t> interrupted{0};     // sessions interrupted by stop_all, summed over the shards
+  std::atomic<std::size_t> shards_stopped{0};  // shards that have run stop_shard
+  const Clock::time_point epoch = Clock::now();
 
   [[nodiscard]] std::uint64_t now_ms() const {
     return static_cast<std::uint64_t>(
@@ -110,6 +131,7 @@ struct Agent::Impl {
   awaitable<void> reject_busy(tcp::socket sock, Device& dev);
   void run_reboot_hook(const Device& dev, const std::string& name);
   void stop_all();
+  void stop_shard(Shard& shard);
 };
 
 // --- Session ----------------------------------------------------------------------------------------------------
@@ -367,7 +389,7 @@ void Session::log_end() {
 // --- Agent::Impl ------------------------------------------------------------------------------------------------
 
 awaitable<void> Agent::Impl::accept_loop(Device& dev) {
-  asio::steady_timer backoff(io);
+  asio::steady_timer backoff(dev.shard.io);
   for (;;) {
     auto [ec, sock] = co_await dev.acceptor.async_accept(use_nothrow);
     if (stopping) co_return;
@@ -380,13 +402,14 @@ awaitable<void> Agent::Impl::accept_loop(Device& dev) {
       continue;
     }
     if (dev.active >= opts.max_sessions) {
-      asio::co_spawn(io, reject_busy(std::move(sock), dev), asio::detached);
+      asio::co_spawn(dev.shard.io, reject_busy(std::move(sock), dev), asio::detached);
       continue;
     }
     auto session = std::make_shared<Session>(*this, dev, std::move(sock));
+    auto& sessions = dev.shard.sessions;
     sessions.remove_if([](const std::weak_ptr<Session>& w) { return w.expired(); });
     sessions.push_back(session);
-    asio::co_spawn(io, session->run(), asio::detached);
+    asio::co_spawn(dev.shard.io, session->run(), asio::detached);
   }
 }
 
@@ -457,24 +480,34 @@ awaitable<void> reboot_hook(asio::io_context& io, std::string command, std::stri
 }  // namespace
 
 void Agent::Impl::run_reboot_hook(const Device& dev, const std::string& name) {
+  asio::io_context& io = dev.shard.io;
   asio::co_spawn(io, reboot_hook(io, opts.on_reboot, dev.spec.id, name, dev.spec.root + "/" + name), asio::detached);
 }
 
+// Runs on shard 0 (the signal handler or stop()); each shard then stops its own devices and sessions.
 void Agent::Impl::stop_all() {
-  if (stopping) return;
-  stopping = true;
+  if (stopping.exchange(true)) return;
   boost::system::error_code ec;
   signals.cancel(ec);
-  for (auto& d : devices) d->acceptor.close(ec);
+  for (auto& sh : shards) asio::post(sh->io, [this, shard = sh.get()] { stop_shard(*shard); });
+}
+
+void Agent::Impl::stop_shard(Shard& shard) {
+  boost::system::error_code ec;
+  for (auto& d : devices)
+    if (&d->shard == &shard) d->acceptor.close(ec);
   std::size_t open = 0;
-  for (auto& w : sessions) {
+  for (auto& w : shard.sessions) {
     if (auto s = w.lock()) {
       s->interrupt();
       ++open;
     }
   }
-  sessions.clear();
-  spdlog::info("stopping: {} open session(s) interrupted (partial copies kept for resume)", open);
+  shard.sessions.clear();
+  // One line for the whole agent, from the last shard to stop.
+  const std::size_t total = interrupted.fetch_add(open) + open;
+  if (shards_stopped.fetch_add(1) + 1 == shards.size())
+    spdlog::info("stopping: {} open session(s) interrupted (partial copies kept for resume)", total);
 }
 
 // --- Agent ------------------------------------------------------------------------------------------------------
@@ -495,7 +528,13 @@ Result<std::vector<Endpoint>> Agent::start() {
                       "--listen: '" + m.opts.listen_host + "' is not an IP address: " + ec.message());
   }
 
+  std::size_t threads = m.opts.threads;
+  if (threads == 0) threads = specs->size() == 1 ? 1 : std::min<std::size_t>(specs->size(), 8);
+  threads = std::min(threads, specs->size());
+  while (m.shards.size() < threads) m.shards.push_back(std::make_unique<Shard>());
+
   std::vector<Endpoint> endpoints;
+  std::size_t next_shard = 0;
   for (auto& spec : *specs) {
     std::error_code fec;
     std::filesystem::create_directories(spec.root, fec);
@@ -503,7 +542,7 @@ Result<std::vector<Endpoint>> Agent::start() {
       return make_error(ErrorCode::storage, "cannot create the root directory " + spec.root + ": " +
                                                 (fec ? fec.message() : std::string("not a directory")));
     }
-    auto dev = std::make_unique<Device>(spec, m.opts.max_size, m.io);
+    auto dev = std::make_unique<Device>(spec, m.opts.max_size, *m.shards[next_shard++ % m.shards.size()]);
     const tcp::endpoint ep(address, spec.port);
     auto& acc = dev->acceptor;
     acc.open(ep.protocol(), ec);
@@ -519,8 +558,9 @@ Result<std::vector<Endpoint>> Agent::start() {
     endpoints.push_back({spec.id, dev->address, bound.port(), spec.root});
     m.devices.push_back(std::move(dev));
   }
-  for (auto& d : m.devices) asio::co_spawn(m.io, m.accept_loop(*d), asio::detached);
+  for (auto& d : m.devices) asio::co_spawn(d->shard.io, m.accept_loop(*d), asio::detached);
 
+  if (m.shards.size() > 1) spdlog::info("{} devices on {} event-loop threads", m.devices.size(), m.shards.size());
   m.signals.add(SIGINT);
   m.signals.add(SIGTERM);
   m.signals.async_wait([&m](const boost::system::error_code& e, int sig) {
@@ -532,12 +572,25 @@ Result<std::vector<Endpoint>> Agent::start() {
 }
 
 void Agent::run() {
-  impl_->io.run();
+  Impl& m = *impl_;
+  std::vector<std::thread> workers;
+  for (std::size_t i = 1; i < m.shards.size(); ++i) {
+    workers.emplace_back([&m, shard = m.shards[i].get()] {
+      try {
+        shard->io.run();
+      } catch (const std::exception& e) {
+        spdlog::critical("event loop failed: {}", e.what());
+        asio::post(m.io(), [&m] { m.stop_all(); });
+      }
+    });
+  }
+  m.io().run();
+  for (auto& w : workers) w.join();
   spdlog::info("stopped");
 }
 
 void Agent::stop() {
-  asio::post(impl_->io, [m = impl_.get()] { m->stop_all(); });
+  asio::post(impl_->io(), [m = impl_.get()] { m->stop_all(); });
 }
 
 std::uint64_t raise_fd_limit() {

@@ -159,6 +159,10 @@ ParseResult parse_command_line(int argc, const char* const* argv) {
   app.add_option("--max-sessions", o.max_sessions, "concurrent connections per device; more get ERROR BUSY")
       ->capture_default_str()
       ->check(CLI::Range(std::size_t{1}, std::size_t{10000}));
+  app.add_option("--threads", o.threads,
+                 "event-loop threads the devices are spread over (0 = 1 for one device, min(devices, 8) for many)")
+      ->capture_default_str()
+      ->check(CLI::Range(std::size_t{0}, std::size_t{256}));
   app.add_option("--log-level", o.log_level, "trace, debug, info, warn, error, critical or off")
       ->capture_default_str()
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));

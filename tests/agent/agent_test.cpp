@@ -490,6 +490,49 @@ TEST_F(AgentTest, ThreeDevicesServeIndependentRoots) {
   b.expect_done(spec);
 }
 
+TEST_F(AgentTest, DevicesSpreadOverThreadsServeConcurrentlyAndStopCleanly) {
+  start({"--devices", "6", "--port-base", "0", "--threads", "3"}, 6);
+  EXPECT_TRUE(agent->process().wait_for_output("6 devices on 3 event-loop threads", 10s, true)) << agent->output();
+  // Six transfers in flight at once, one per device (so on every thread), interleaved chunk by chunk.
+  const auto content = otter::test::random_bytes(60000, 11);  // below the 64 KiB test window
+  const auto spec = push_of("par.bin", content);
+  std::vector<std::unique_ptr<Client>> clients;
+  for (std::size_t i = 0; i < 6; ++i) {
+    clients.push_back(std::make_unique<Client>(ep(i), kKey));
+    clients.back()->read_hello();
+    clients.back()->send(clients.back()->push_frame(spec));
+    ASSERT_EQ(clients.back()->expect_ready(), 0u);
+  }
+  for (std::size_t i = 0; i < 6; ++i) clients[i]->send_data(content);
+  for (std::size_t i = 0; i < 6; ++i) clients[i]->expect_done(spec);
+  for (std::size_t i = 0; i < 6; ++i) EXPECT_EQ(read_file(fs::path(ep(i).root) / "par.bin"), content);
+
+  // A transfer left open on the last thread's device: SIGTERM stops every thread, keeping the partial copy.
+  Client open(ep(5), kKey);
+  open.read_hello();
+  open.send(open.push_frame(push_of("cut.bin", content)));
+  ASSERT_EQ(open.expect_ready(), 0u);
+  open.send_data(content.substr(0, 20000));
+  auto f = open.frame(10s);
+  ASSERT_TRUE(f);
+  ASSERT_EQ(f->type, 0x03);
+  ASSERT_TRUE(agent->process().signal(SIGTERM));
+  EXPECT_EQ(agent->process().wait(15s), 0) << agent->output();
+  EXPECT_TRUE(open.tcp().wait_closed(10s));
+  // One summary line for all threads (finished sessions still lingering for their client's close count too).
+  const std::string out = agent->output();
+  const auto first = out.find("stopping: ");
+  EXPECT_NE(first, std::string::npos) << out;
+  EXPECT_EQ(out.find("stopping: ", first + 1), std::string::npos) << out;
+  EXPECT_NE(out.find("'cut.bin' size 60000 offset 0 result CONNECTION_CLOSED"), std::string::npos) << out;
+  std::size_t parts = 0;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(fs::path(ep(5).root) / ".otter/part", ec)) parts += e.exists() ? 1 : 0;
+  EXPECT_EQ(parts, 2u) << out;  // .part + .meta, kept for resume
+  EXPECT_FALSE(fs::exists(fs::path(ep(5).root) / "cut.bin"));
+  agent.reset();
+}
+
 TEST_F(AgentTest, ThousandDevicesInOneProcess) {
   start({"--devices", "1000", "--port-base", "0", "--quiet"}, 1000);
   ASSERT_EQ(agent->devices().size(), 1000u);

@@ -97,11 +97,35 @@ otter::agent::ParseResult parse(std::vector<const char*> args) {
 }  // namespace
 
 TEST(CommandLine, FullSet) {
-  auto r =
-      parse({"--listen",   "127.0.0.1:0", "--root",      "/tmp/x", "--key-file",     "/k",  "--name",      "n",
-             "--max-size", "4M",          "--rate",      "64K",    "--idle-timeout", "1.5", "--window",    "128K",
-             "--devices",  "4",           "--port-base", "9000",   "--max-sessions", "3",   "--log-level", "debug",
-             "--quiet",    "--on-reboot", "true"});
+  auto r = parse({"--listen",
+                  "127.0.0.1:0",
+                  "--root",
+                  "/tmp/x",
+                  "--key-file",
+                  "/k",
+                  "--name",
+                  "n",
+                  "--max-size",
+                  "4M",
+                  "--rate",
+                  "64K",
+                  "--idle-timeout",
+                  "1.5",
+                  "--window",
+                  "128K",
+                  "--devices",
+                  "4",
+                  "--port-base",
+                  "9000",
+                  "--max-sessions",
+                  "3",
+                  "--log-level",
+                  "debug",
+                  "--quiet",
+                  "--on-reboot",
+                  "true",
+                  "--threads",
+                  "3"});
   ASSERT_TRUE(r.options);
   const Options& o = *r.options;
   EXPECT_EQ(o.listen_host, "127.0.0.1");
@@ -119,6 +143,7 @@ TEST(CommandLine, FullSet) {
   EXPECT_EQ(o.log_level, "debug");
   EXPECT_TRUE(o.quiet);
   EXPECT_EQ(o.on_reboot, "true");
+  EXPECT_EQ(o.threads, 3u);
 }
 
 TEST(CommandLine, Defaults) {
@@ -131,6 +156,7 @@ TEST(CommandLine, Defaults) {
   EXPECT_EQ(r.options->max_size, 0u);
   EXPECT_EQ(r.options->rate, 0u);
   EXPECT_EQ(r.options->devices, 0u);
+  EXPECT_EQ(r.options->threads, 0u);      // automatic
   EXPECT_FALSE(r.options->name.empty());  // the host name
 }
 

@@ -29,6 +29,9 @@ struct Options {
   bool quiet = false;                      ///< --quiet: warnings and errors only
   std::string on_reboot;                   ///< --on-reboot CMD, run via /bin/sh after DONE
   bool firmware = true;                    ///< advertise caps::firmware (stored like a file)
+  /// --threads N: event-loop threads the devices are spread over (0 = automatic: 1 for one device, else
+  /// min(devices, 8)). A commit waits for fsync; with many simulated devices other threads keep serving meanwhile.
+  std::size_t threads = 0;
 };
 
 /// One simulated device's identity and place, derived from Options.
