@@ -34,18 +34,30 @@ Result<Database> Database::open(const std::string& path, int busy_timeout_ms) {
   return db;
 }
 
-Database::Database(Database&& other) noexcept : handle_(std::exchange(other.handle_, nullptr)) {}
+Database::Database(void* handle)
+    : handle_(handle), cache_(std::make_unique<std::unordered_map<std::string, Cached>>()) {}
+
+Database::Database(Database&& other) noexcept
+    : handle_(std::exchange(other.handle_, nullptr)), cache_(std::move(other.cache_)) {}
 
 Database& Database::operator=(Database&& other) noexcept {
   if (this != &other) {
-    if (handle_ != nullptr) sqlite3_close_v2(h(handle_));
+    close();
     handle_ = std::exchange(other.handle_, nullptr);
+    cache_ = std::move(other.cache_);
   }
   return *this;
 }
 
-Database::~Database() {
-  if (handle_ != nullptr) sqlite3_close_v2(h(handle_));
+Database::~Database() { close(); }
+
+void Database::close() {
+  if (cache_) {
+    for (auto& [sql, c] : *cache_) sqlite3_finalize(st(c.stmt));
+    cache_->clear();
+  }
+  if (handle_ != nullptr) sqlite3_close_v2(h(handle_));  // a statement still alive keeps it open until finalized
+  handle_ = nullptr;
 }
 
 Result<void> Database::exec(std::string_view sql) {
@@ -60,10 +72,18 @@ Result<void> Database::exec(std::string_view sql) {
 }
 
 Result<Statement> Database::prepare(std::string_view sql) {
+  // Compiling is most of the cost of a small query: keep one compiled copy of each statement text.
+  auto it = cache_->find(std::string(sql));
+  if (it != cache_->end() && !it->second.in_use) {
+    it->second.in_use = true;
+    return Statement(it->second.stmt, handle_, &it->second.in_use);
+  }
   sqlite3_stmt* stmt = nullptr;
   if (sqlite3_prepare_v2(h(handle_), sql.data(), static_cast<int>(sql.size()), &stmt, nullptr) != SQLITE_OK)
     return sql_error(handle_, "prepare");
-  return Statement(stmt, handle_);
+  if (it != cache_->end() || stmt == nullptr) return Statement(stmt, handle_);  // in use (nested), or empty SQL
+  auto [ins, added] = cache_->emplace(std::string(sql), Cached{stmt, true});
+  return Statement(stmt, handle_, &ins->second.in_use);
 }
 
 std::int64_t Database::last_insert_id() const { return sqlite3_last_insert_rowid(h(handle_)); }
@@ -78,19 +98,33 @@ Result<bool> Database::integrity_ok() {
 }
 
 Statement::Statement(Statement&& other) noexcept
-    : stmt_(std::exchange(other.stmt_, nullptr)), db_(std::exchange(other.db_, nullptr)) {}
+    : stmt_(std::exchange(other.stmt_, nullptr)),
+      db_(std::exchange(other.db_, nullptr)),
+      in_use_(std::exchange(other.in_use_, nullptr)) {}
 
 Statement& Statement::operator=(Statement&& other) noexcept {
   if (this != &other) {
-    if (stmt_ != nullptr) sqlite3_finalize(st(stmt_));
+    release();
     stmt_ = std::exchange(other.stmt_, nullptr);
     db_ = std::exchange(other.db_, nullptr);
+    in_use_ = std::exchange(other.in_use_, nullptr);
   }
   return *this;
 }
 
-Statement::~Statement() {
-  if (stmt_ != nullptr) sqlite3_finalize(st(stmt_));
+Statement::~Statement() { release(); }
+
+void Statement::release() {
+  if (stmt_ == nullptr) return;
+  if (in_use_ != nullptr) {  // back to the cache, clean for the next user
+    sqlite3_reset(st(stmt_));
+    sqlite3_clear_bindings(st(stmt_));
+    *in_use_ = false;
+  } else {
+    sqlite3_finalize(st(stmt_));
+  }
+  stmt_ = nullptr;
+  in_use_ = nullptr;
 }
 
 Statement& Statement::bind(int index, std::int64_t value) {

@@ -3,6 +3,7 @@
 #include <filesystem>
 #include <string>
 
+#include "otter/server/db.hpp"
 #include "otter/server/store.hpp"
 
 namespace otter::server {
@@ -158,6 +159,63 @@ TEST_F(StoreTest, DatabaseFileIsPrivate) {
   struct stat st {};
   ASSERT_EQ(::stat((dir_ / "otter.db").c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 077, 0u) << "the database holds device keys";
+}
+
+// The wrapper caches compiled statements per SQL text: a reused statement starts clean (no bindings, no pending
+// rows), and the same SQL used twice at once (a nested loop) gets two independent statements.
+TEST(Database, StatementCacheReusesCleanlyAndNests) {
+  auto db = db::Database::open(":memory:");
+  ASSERT_TRUE(db) << db.error().to_string();
+  ASSERT_TRUE(db->exec("CREATE TABLE t (k INTEGER PRIMARY KEY, v TEXT);"));
+  for (int i = 1; i <= 3; ++i) {
+    auto ins = db->prepare("INSERT INTO t (k, v) VALUES (?, ?);");
+    ASSERT_TRUE(ins);
+    ASSERT_TRUE(ins->bind(1, i).bind(2, "v" + std::to_string(i)).run());
+  }
+  {
+    // Left mid-iteration: releasing it must reset it (no read transaction left open, no stale row).
+    auto q = db->prepare("SELECT v FROM t WHERE k >= ? ORDER BY k;");
+    ASSERT_TRUE(q);
+    q->bind(1, 1);
+    ASSERT_TRUE(*q->step());
+    EXPECT_EQ(q->get_text(0), "v1");
+  }
+  auto outer = db->prepare("SELECT v FROM t WHERE k >= ? ORDER BY k;");
+  ASSERT_TRUE(outer);
+  outer->bind(1, 2);  // the reused statement starts from its first row with the new binding
+  std::string seen;
+  for (auto row = outer->step(); row && *row; row = outer->step()) {
+    seen += outer->get_text(0) + ":";
+    auto inner = db->prepare("SELECT v FROM t WHERE k >= ? ORDER BY k;");  // same SQL while the outer is live
+    ASSERT_TRUE(inner);
+    inner->bind(1, 3);
+    auto r = inner->step();
+    ASSERT_TRUE(r && *r);
+    seen += inner->get_text(0) + ";";
+  }
+  EXPECT_EQ(seen, "v2:v3;v3:v3;");
+  // A reused statement has no bindings left over: an unbound parameter is NULL.
+  {
+    auto q = db->prepare("SELECT ? IS NULL;");
+    ASSERT_TRUE(q);
+    q->bind(1, 5);
+    ASSERT_TRUE(*q->step());
+    EXPECT_EQ(q->get_int(0), 0);
+  }
+  auto q = db->prepare("SELECT ? IS NULL;");
+  ASSERT_TRUE(q);
+  ASSERT_TRUE(*q->step());
+  EXPECT_EQ(q->get_int(0), 1);
+  // A failed statement goes back to the cache usable.
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    auto dup = db->prepare("INSERT INTO t (k, v) VALUES (?, ?);");
+    ASSERT_TRUE(dup);
+    EXPECT_FALSE(dup->bind(1, 1).bind(2, "again").run());  // primary key taken
+  }
+  auto ok = db->prepare("INSERT INTO t (k, v) VALUES (?, ?);");
+  ASSERT_TRUE(ok);
+  EXPECT_TRUE(ok->bind(1, 4).bind(2, "v4").run());
+  EXPECT_TRUE(*db->integrity_ok());
 }
 
 }  // namespace

@@ -2,9 +2,11 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 
 #include "otter/common/error.hpp"
 
@@ -27,7 +29,8 @@ class Database {
 
   /// Runs one or more statements without results.
   Result<void> exec(std::string_view sql);
-  /// Prepares one statement.
+  /// Prepares one statement. Statements are cached per SQL text: preparing the same SQL again reuses the compiled
+  /// statement (reset, bindings cleared) unless it is still in use, in which case a private one is compiled.
   Result<Statement> prepare(std::string_view sql);
   [[nodiscard]] std::int64_t last_insert_id() const;
   [[nodiscard]] int changes() const;
@@ -35,9 +38,16 @@ class Database {
   Result<bool> integrity_ok();
 
  private:
-  explicit Database(void* handle) : handle_(handle) {}
+  explicit Database(void* handle);
+  void close();
   friend class Statement;
+  struct Cached {
+    void* stmt = nullptr;  // sqlite3_stmt*
+    bool in_use = false;
+  };
   void* handle_ = nullptr;  // sqlite3*
+  // Node-based: entries keep their address when the map grows or the Database moves (Statements point at them).
+  std::unique_ptr<std::unordered_map<std::string, Cached>> cache_;
 };
 
 /// A prepared statement. Bind parameters are 1-based, columns 0-based (as in SQLite).
@@ -79,9 +89,11 @@ class Statement {
 
  private:
   friend class Database;
-  Statement(void* stmt, void* db) : stmt_(stmt), db_(db) {}
-  void* stmt_ = nullptr;  // sqlite3_stmt*
-  void* db_ = nullptr;    // sqlite3* (for error messages)
+  Statement(void* stmt, void* db, bool* cached_in_use = nullptr) : stmt_(stmt), db_(db), in_use_(cached_in_use) {}
+  void release();
+  void* stmt_ = nullptr;    // sqlite3_stmt*
+  void* db_ = nullptr;      // sqlite3* (for error messages)
+  bool* in_use_ = nullptr;  // set: the statement belongs to the Database's cache (reset, not finalized, at the end)
 };
 
 /// BEGIN IMMEDIATE ... COMMIT; rolls back if not committed.
