@@ -219,7 +219,7 @@ void register_devices(http::Router& router, const ApiContext& ctx) {
                                   [&]() -> Result<std::string> {
                                     auto plain = cache->get(version, key, build_json);
                                     if (!plain) return tl::unexpected(plain.error());
-                                    return gzip_compress(*plain->text);
+                                    return gzip_compress(*plain->text, 9);  // once per version
                                   })
                      : cache->get(version, key, build_json);
     if (!body) return res.reply(Response::error(body.error()));

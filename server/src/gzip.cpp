@@ -7,10 +7,10 @@
 
 namespace otter::server {
 
-Result<std::string> gzip_compress(std::string_view data) {
+Result<std::string> gzip_compress(std::string_view data, int level) {
   z_stream z{};
-  // windowBits 15 + 16: a gzip header and trailer instead of zlib's.
-  if (deflateInit2(&z, 6, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+  // windowBits 15 + 16: a gzip header and trailer instead of zlib's. memLevel 9: the most memory, the best ratio.
+  if (deflateInit2(&z, level, Z_DEFLATED, 15 + 16, 9, Z_DEFAULT_STRATEGY) != Z_OK)
     return make_error(ErrorCode::internal, "gzip: deflateInit2 failed");
   const std::unique_ptr<z_stream, int (*)(z_stream*)> guard(&z, deflateEnd);
   std::string out(deflateBound(&z, static_cast<uLong>(data.size())), '\0');

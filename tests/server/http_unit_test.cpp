@@ -299,6 +299,10 @@ TEST(Gzip, RoundTripsThroughZlib) {
   EXPECT_EQ(static_cast<unsigned char>((*gz)[1]), 0x8b);
   EXPECT_LT(gz->size(), data.size() / 4);
   EXPECT_EQ(otter::test::http::gunzip(*gz), data);
+  auto best = gzip_compress(data, 9);
+  ASSERT_TRUE(best);
+  EXPECT_LE(best->size(), gz->size());
+  EXPECT_EQ(otter::test::http::gunzip(*best), data);
 }
 
 }  // namespace
