@@ -7,7 +7,7 @@
 2. API: wrk on GET /api/v1/devices with the 1,000 devices registered, 64 connections, with and without
    "Accept-Encoding: gzip".
 
-usage: server_bench.py BIN_DIR WORK_DIR [--devices N] [--big-mib M] [--wrk-seconds S]
+usage: server_bench.py BIN_DIR WORK_DIR [--devices N] [--big-mib M] [--wrk-seconds S] [--agent-threads T]
 """
 import argparse
 import hashlib
@@ -104,6 +104,7 @@ def main():
     ap.add_argument("--devices", type=int, default=1000)
     ap.add_argument("--big-mib", type=int, default=1000)
     ap.add_argument("--wrk-seconds", type=int, default=10)
+    ap.add_argument("--agent-threads", type=int, default=0, help="otter-agent --threads for the fleet (0 = auto)")
     a = ap.parse_args()
     os.makedirs(a.work, exist_ok=True)
     key = os.path.join(a.work, "key")
@@ -114,7 +115,8 @@ def main():
     try:
         fleet = subprocess.Popen(
             [f"{a.bin}/otter-agent", "--listen", "127.0.0.1:0", "--port-base", "0", "--devices", str(a.devices),
-             "--root", f"{a.work}/fleet", "--key-file", key, "--name", "esp", "--quiet"],
+             "--root", f"{a.work}/fleet", "--key-file", key, "--name", "esp", "--quiet",
+             "--threads", str(a.agent_threads)],
             stdout=subprocess.PIPE, text=True)
         procs.append(fleet)
         ports = [int(m.group(2)) for m in read_lines(fleet, r"device (\S+) listening on 127\.0\.0\.1:(\d+)", a.devices)]
