@@ -354,7 +354,7 @@ TEST(Codec, ErrorRoundTripAndTruncation) {
 }
 
 TEST(Codec, MacsAreHmacOfTheDocumentedConcatenation) {
-  ports::OpenSslCrypto c;
+  BackendCrypto c;
   const std::string key = "k-0123456789abcdef";
   const Bytes hello = {1, 2, 3, 4, 5};
   const Bytes req = {9, 8, 7};

@@ -1,5 +1,10 @@
 // otter tests — helpers shared by the core's tests: hex, hashing, a configurable crypto port, frame splitting and a
 // loop that wires a Pusher to a Receiver with random split sizes.
+//
+// The helpers' crypto backend (BackendCrypto, BackendSha256) is the OpenSSL port on hosts; with
+// OTTER_TEST_CRYPTO_MBEDTLS (the microcontroller build, tests/mcu, which has no OpenSSL) it is the mbedTLS port.
+// The host suite keeps OpenSSL, so there the mbedTLS port is checked against an independent implementation
+// (ports/crypto_test.cpp, SessionTest.DeviceOnMbedTlsPusherOnOpenSsl).
 #pragma once
 
 #include <algorithm>
@@ -15,9 +20,21 @@
 #include "otter/core/codec.hpp"
 #include "otter/core/pusher.hpp"
 #include "otter/core/receiver.hpp"
+#if defined(OTTER_TEST_CRYPTO_MBEDTLS)
+#include "otter/ports/mbedtls_crypto.hpp"
+#else
 #include "otter/ports/openssl_crypto.hpp"
+#endif
 
 namespace otter::test {
+
+#if defined(OTTER_TEST_CRYPTO_MBEDTLS)
+using BackendCrypto = ports::MbedTlsCrypto;
+using BackendSha256 = ports::MbedTlsSha256;
+#else
+using BackendCrypto = ports::OpenSslCrypto;
+using BackendSha256 = ports::OpenSslSha256;
+#endif
 
 using core::ByteView;
 
@@ -63,7 +80,7 @@ inline Bytes unhex(const std::string& s) {
 }
 
 inline Bytes sha256_of(const Bytes& b) {
-  ports::OpenSslSha256 h;
+  BackendSha256 h;
   h.update(b.data(), b.size());
   Bytes out(core::kHashSize);
   h.finish(out.data());
@@ -76,7 +93,7 @@ inline Bytes random_bytes(std::mt19937_64& rng, std::size_t n) {
   return b;
 }
 
-/// The OpenSSL port with knobs: scripted random() output and injected failures.
+/// The backend's crypto port with knobs: scripted random() output and injected failures.
 class TestCrypto final : public core::CryptoPort {
  public:
   core::Sha256& sha256() override { return inner_.sha256(); }
@@ -103,7 +120,7 @@ class TestCrypto final : public core::CryptoPort {
   int hmacs = 0;
 
  private:
-  ports::OpenSslCrypto inner_;
+  BackendCrypto inner_;
 };
 
 struct Frame {

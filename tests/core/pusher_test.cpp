@@ -48,7 +48,7 @@ class PusherTest : public ::testing::Test {
   const std::uint8_t* req_mac() const { return request.data() + request.size() - kMacSize; }
 
   Bytes ready(std::uint64_t offset, const std::string& key = kKey) {
-    ports::OpenSslCrypto c;
+    BackendCrypto c;
     Ready m;
     m.offset = offset;
     EXPECT_TRUE(ready_mac(c, view(key), req_mac(), offset, m.mac));
@@ -64,7 +64,7 @@ class PusherTest : public ::testing::Test {
   }
 
   Bytes done(std::uint64_t size, const Bytes& sha, std::uint8_t rebooting = 0, const std::string& key = kKey) {
-    ports::OpenSslCrypto c;
+    BackendCrypto c;
     Done m;
     m.size = size;
     std::memcpy(m.sha256, sha.data(), kHashSize);
@@ -76,7 +76,7 @@ class PusherTest : public ::testing::Test {
   }
 
   Bytes stat_result(std::uint8_t exists, std::uint64_t size, const Bytes& sha, const std::string& key = kKey) {
-    ports::OpenSslCrypto c;
+    BackendCrypto c;
     StatResult m;
     m.exists = exists;
     m.size = size;
@@ -143,7 +143,7 @@ TEST_F(PusherTest, SendsAnAuthenticatedPush) {
   EXPECT_EQ(req->flags, flags::reboot);
   EXPECT_EQ(req->size, content.size());
   EXPECT_EQ(hex(req->sha256, 32), hex(sha256_of(content)));
-  ports::OpenSslCrypto c;
+  BackendCrypto c;
   std::uint8_t want[kMacSize];
   ASSERT_TRUE(request_mac(c, view(kKey), view(hello_payload),
                           ByteView(f[0].payload.data(), f[0].payload.size() - kMacSize), want));
@@ -166,7 +166,7 @@ TEST_F(PusherTest, SendsAnAuthenticatedStat) {
   auto req = decode_stat(view(f[0].payload));
   ASSERT_TRUE(req);
   EXPECT_EQ(str_of(req->name), name);
-  ports::OpenSslCrypto c;
+  BackendCrypto c;
   std::uint8_t want[kMacSize];
   ASSERT_TRUE(request_mac(c, view(kKey), view(hello_payload),
                           ByteView(f[0].payload.data(), f[0].payload.size() - kMacSize), want));

@@ -115,7 +115,7 @@ class ReceiverTest : public ::testing::Test {
 
   // Writes the request MAC (over this session's HELLO) into the last 32 bytes of a PUSH/STAT frame.
   void seal(Bytes& f, const std::string& key) {
-    ports::OpenSslCrypto c;
+    BackendCrypto c;
     const ByteView req(f.data() + 3, f.size() - 3 - kMacSize);
     ASSERT_TRUE(request_mac(c, view(key), view(hello), req, f.data() + f.size() - kMacSize));
   }
@@ -284,7 +284,7 @@ TEST_F(ReceiverTest, ReadyMacProvesTheKey) {
   ASSERT_EQ(f.size(), 1u);
   auto ready = decode_ready(view(f[0].payload));
   ASSERT_TRUE(ready);
-  ports::OpenSslCrypto c;
+  BackendCrypto c;
   std::uint8_t want[kMacSize];
   ASSERT_TRUE(ready_mac(c, view(kKey), push.data() + push.size() - kMacSize, 0, want));
   EXPECT_EQ(hex(ready->mac, 32), hex(want, 32));
@@ -550,7 +550,7 @@ TEST_F(ReceiverTest, StorageErrorsFromBeginAreForwarded) {
 
 TEST_F(ReceiverTest, BusyWhileTheSameNameIsBeingReceived) {
   FakeStorage other(dev);
-  ports::OpenSslSha256 h;
+  BackendSha256 h;
   const std::uint8_t sha[32] = {};
   ASSERT_TRUE(other.begin(view(std::string("a/b.txt")), Kind::file, 3, sha, h));
   start();
@@ -881,7 +881,7 @@ TEST_F(ReceiverTest, StatExistingAndMissing) {
   EXPECT_EQ(s->exists, 1);
   EXPECT_EQ(s->size, content.size());
   EXPECT_EQ(hex(s->sha256, 32), hex(sha256_of(content)));
-  ports::OpenSslCrypto c;
+  BackendCrypto c;
   std::uint8_t want[kMacSize];
   ASSERT_TRUE(stat_mac(c, view(kKey), req.data() + req.size() - 32, 1, s->size, s->sha256, want));
   EXPECT_EQ(hex(s->mac, 32), hex(want, 32));

@@ -17,8 +17,8 @@ struct Connection {
   Connection(FakeDevice& dev, const ReceiverConfig& cfg, const PushParams& params)
       : storage(dev), receiver(cfg, storage, device_crypto), pusher(params, pusher_crypto) {}
   FakeStorage storage;
-  ports::OpenSslCrypto device_crypto;
-  ports::OpenSslCrypto pusher_crypto;
+  BackendCrypto device_crypto;
+  BackendCrypto pusher_crypto;
   Receiver receiver;
   Pusher pusher;
 };
@@ -121,6 +121,8 @@ TEST_F(SessionTest, OneMebibyteWithTinySplits) {
   EXPECT_EQ(res.content_bytes, content.size());
 }
 
+// On hosts the pusher uses OpenSSL: two independent implementations must agree on every MAC and hash. The
+// microcontroller build (no OpenSSL) runs it with mbedTLS on both sides.
 TEST_F(SessionTest, DeviceOnMbedTlsPusherOnOpenSsl) {
   std::mt19937_64 rng(4);
   const Bytes content = random_bytes(rng, 100000);
@@ -128,7 +130,7 @@ TEST_F(SessionTest, DeviceOnMbedTlsPusherOnOpenSsl) {
   const PushParams params = push_params(name, content);
   FakeStorage storage(dev);
   ports::MbedTlsCrypto device_crypto;
-  ports::OpenSslCrypto pusher_crypto;
+  BackendCrypto pusher_crypto;
   Receiver r(cfg, storage, device_crypto);
   Pusher p(params, pusher_crypto);
   LinkOptions o;
@@ -241,7 +243,7 @@ TEST_F(SessionTest, ReplayedPushIsAuthFailed) {
   // Session 2: an attacker replays the recorded PUSH (and DATA) to a new connection.
   dev.files.clear();
   FakeStorage storage(dev);
-  ports::OpenSslCrypto c;
+  BackendCrypto c;
   Receiver r(cfg, storage, c);
   r.start(clock);
   r.output_consumed(r.output().size);
@@ -267,7 +269,7 @@ TEST_F(SessionTest, TamperedRequestIsAuthFailed) {
   for (const auto& [what, at] : spots) {
     SCOPED_TRACE(what);
     FakeStorage storage(dev);
-    ports::OpenSslCrypto dc, pc;
+    BackendCrypto dc, pc;
     Receiver r(cfg, storage, dc);
     const PushParams params = push_params(name, content);
     Pusher p(params, pc);
@@ -293,7 +295,7 @@ TEST_F(SessionTest, DeviceWithTheWrongKeyIsDeviceAuth) {
   // The device accepts anything (a fake without the key): the pusher must notice at READY.
   const Bytes content = bytes_of(std::string("do not give this to strangers"));
   const PushParams params = push_params("n", content);
-  ports::OpenSslCrypto pc, dc;
+  BackendCrypto pc, dc;
   Pusher p(params, pc);
   const std::string evil_id = "evil";
   Hello h;
