@@ -328,7 +328,9 @@ void Receiver::handle_push(ByteView payload) {
     return;
   }
   if (size_ - *held > storage_.free_space()) {
-    fail(ErrorCode::no_space, "not enough free space on the device");
+    // An empty partial copy is worth nothing; bytes already held are kept for when space is freed.
+    fail(ErrorCode::no_space, "not enough free space on the device",
+         *held == 0 ? Disposition::discard : Disposition::interrupt);
     return;
   }
 

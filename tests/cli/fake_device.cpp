@@ -16,6 +16,7 @@
 #include "otter/core/codec.hpp"
 #include "otter/core/receiver.hpp"
 #include "otter/ports/openssl_crypto.hpp"
+#include "otter/test/tcp.hpp"
 
 namespace otter::test {
 namespace {
@@ -169,16 +170,9 @@ FakeDevice::FakeDevice(Config config) : cfg_(std::move(config)) {
   if (::pipe2(pipefd, O_CLOEXEC) != 0) throw std::runtime_error("pipe2 failed");
   wake_rd_ = pipefd[0];
   wake_wr_ = pipefd[1];
-  listen_fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof addr;
-  if (listen_fd_ < 0 || ::bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
-      ::listen(listen_fd_, 16) != 0 || ::getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
-    throw std::runtime_error(std::string("fake device: cannot listen: ") + std::strerror(errno));
-  }
-  port_ = ntohs(addr.sin_port);
+  const auto s = listen_loopback(16, "fake device");
+  listen_fd_ = s.fd;
+  port_ = s.port;
   acceptor_ = std::thread([this] { accept_loop(); });
 }
 

@@ -514,6 +514,26 @@ TEST_F(ReceiverTest, NoSpace) {
   expect_refused(ErrorCode::no_space);
   EXPECT_TRUE(dev.locked.empty());
   EXPECT_TRUE(dev.files.empty());
+  EXPECT_EQ(dev.discards, 1);  // no empty partial copy left behind
+  EXPECT_EQ(dev.suspends, 0);
+  EXPECT_TRUE(dev.partials.empty());
+}
+
+TEST_F(ReceiverTest, NoSpaceKeepsBytesAlreadyHeld) {
+  PushSpec s;
+  FakePartial p;
+  p.size = s.content.size();
+  std::memcpy(p.sha256, sha256_of(s.content).data(), 32);
+  p.bytes.assign(s.content.begin(), s.content.begin() + 6);
+  dev.partials[s.name] = p;
+  dev.free = 4;  // 11 - 6 held = 5 still needed
+  start();
+  feed(push_frame(s));
+  expect_refused(ErrorCode::no_space);
+  EXPECT_EQ(dev.suspends, 1);  // kept for a resume once space is freed
+  EXPECT_EQ(dev.discards, 0);
+  ASSERT_EQ(dev.partials.count(s.name), 1u);
+  EXPECT_EQ(dev.partials[s.name].bytes.size(), 6u);
 }
 
 TEST_F(ReceiverTest, NoSpaceCountsHeldBytes) {

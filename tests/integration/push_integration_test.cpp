@@ -14,10 +14,10 @@
 #include <gtest/gtest.h>
 
 #include "cli_test_util.hpp"
-#include "cut_proxy.hpp"
 #include "fake_device.hpp"
 #include "otter/test/agent.hpp"
 #include "otter/test/bin.hpp"
+#include "otter/test/fault_proxy.hpp"
 #include "otter/test/files.hpp"
 #include "otter/test/tcp.hpp"
 #include "otter/test/temp_dir.hpp"
@@ -304,7 +304,7 @@ TEST_F(Integration, CutMidTransferThenResume) {
   OtterRun first;
   std::uint64_t content_through = 0;
   {
-    CutProxy proxy(agent_->device().port, kCut);
+    FaultProxy proxy(agent_->device().port, ProxyFaults::cut(kCut));
     first = push_json(src, {}, "127.0.0.1:" + std::to_string(proxy.port()));
     ASSERT_TRUE(proxy.wait_done(30s));
     EXPECT_TRUE(proxy.cut());

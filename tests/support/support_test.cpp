@@ -116,6 +116,13 @@ TEST(Agent, ParsesListeningLine) {
   EXPECT_EQ(v6->address(), "[::1]:5");
   EXPECT_FALSE(otter::test::parse_listening_line("otter-agent: something else"));
   EXPECT_FALSE(otter::test::parse_listening_line("otter-agent: device d listening on 1.2.3.4:99999 root /r"));
+  // The firmware host builds print the same shape under their own name; the program is one word.
+  auto fw = otter::test::parse_listening_line("basicota-host: device esp32-a1 listening on 127.0.0.1:7 root /d/fs");
+  ASSERT_TRUE(fw);
+  EXPECT_EQ(fw->id, "esp32-a1");
+  EXPECT_EQ(fw->port, 7);
+  EXPECT_FALSE(otter::test::parse_listening_line("some log: device d listening on 127.0.0.1:7 root /r"));
+  EXPECT_FALSE(otter::test::parse_listening_line(": device d listening on 127.0.0.1:7 root /r"));
 }
 
 TEST(Bin, PathsUnderBinDir) {

@@ -15,11 +15,15 @@ std::string AgentEndpoint::address() const {
 }
 
 std::optional<AgentEndpoint> parse_listening_line(std::string_view line) {
-  constexpr std::string_view kPrefix = "otter-agent: device ";
+  // "PROGRAM: device ID listening on ADDR root DIR": otter-agent's line, also printed by the firmware host builds
+  // (basicota-host, otter-idf-example-host). PROGRAM is one word.
+  constexpr std::string_view kDevice = ": device ";
   constexpr std::string_view kListening = " listening on ";
   constexpr std::string_view kRoot = " root ";
-  if (line.substr(0, kPrefix.size()) != kPrefix) return std::nullopt;
-  line.remove_prefix(kPrefix.size());
+  const auto prog = line.find(kDevice);
+  if (prog == std::string_view::npos || prog == 0 || line.substr(0, prog).find(' ') != std::string_view::npos)
+    return std::nullopt;
+  line.remove_prefix(prog + kDevice.size());
   const auto l = line.find(kListening);
   if (l == std::string_view::npos) return std::nullopt;
   AgentEndpoint ep;

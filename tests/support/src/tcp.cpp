@@ -188,18 +188,25 @@ std::string make_frame(std::uint8_t type, std::string_view payload) {
   return f;
 }
 
-RefusedPort::RefusedPort() {
-  fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+LoopbackSocket listen_loopback(int backlog, const std::string& who) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   sockaddr_in a{};
   a.sin_family = AF_INET;
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   socklen_t len = sizeof a;
-  if (fd_ < 0 || ::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
-      ::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
-    if (fd_ >= 0) ::close(fd_);
-    throw std::runtime_error("RefusedPort: cannot bind a loopback port");
+  if (fd < 0 || ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
+      (backlog >= 0 && ::listen(fd, backlog) != 0) || ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
+    const int err = errno;
+    if (fd >= 0) ::close(fd);
+    throw std::runtime_error(who + ": cannot listen: " + std::strerror(err));
   }
-  port_ = ntohs(a.sin_port);
+  return {fd, ntohs(a.sin_port)};
+}
+
+RefusedPort::RefusedPort() {
+  const auto s = listen_loopback(-1, "RefusedPort");  // bound, never listening
+  fd_ = s.fd;
+  port_ = s.port;
 }
 
 RefusedPort::~RefusedPort() { ::close(fd_); }

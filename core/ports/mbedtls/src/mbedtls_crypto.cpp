@@ -39,10 +39,26 @@ void MbedTlsSha256::update(const std::uint8_t* data, std::size_t n) {
 
 void MbedTlsSha256::finish(std::uint8_t out[core::kHashSize]) { sha_finish(&ctx_, out); }
 
+MbedTlsHmacSha256::MbedTlsHmacSha256() {
+  mbedtls_md_init(&ctx_);
+  ready_ = mbedtls_md_setup(&ctx_, mbedtls_md_info_from_type(MBEDTLS_MD_SHA256), 1) == 0;
+}
+
+MbedTlsHmacSha256::~MbedTlsHmacSha256() { mbedtls_md_free(&ctx_); }
+
+bool MbedTlsHmacSha256::compute(core::ByteView key, const core::ByteView* parts, std::size_t n,
+                                std::uint8_t out[core::kHashSize]) {
+  static const unsigned char kEmpty = 0;
+  int rc = ready_ ? 0 : -1;
+  if (rc == 0) rc = mbedtls_md_hmac_starts(&ctx_, key.size != 0 ? key.data : &kEmpty, key.size);
+  for (std::size_t i = 0; rc == 0 && i < n; ++i) {
+    if (parts[i].size != 0) rc = mbedtls_md_hmac_update(&ctx_, parts[i].data, parts[i].size);
+  }
+  if (rc == 0) rc = mbedtls_md_hmac_finish(&ctx_, out);
+  return rc == 0;
+}
+
 MbedTlsCrypto::MbedTlsCrypto() {
-  // The HMAC context is set up once (mbedtls_md_setup allocates its pads here, never per message).
-  mbedtls_md_init(&hmac_);
-  hmac_ready_ = mbedtls_md_setup(&hmac_, mbedtls_md_info_from_type(MBEDTLS_MD_SHA256), 1) == 0;
   mbedtls_entropy_init(&entropy_);
   mbedtls_ctr_drbg_init(&drbg_);
   static const unsigned char kPers[] = "otter";
@@ -52,19 +68,6 @@ MbedTlsCrypto::MbedTlsCrypto() {
 MbedTlsCrypto::~MbedTlsCrypto() {
   mbedtls_ctr_drbg_free(&drbg_);
   mbedtls_entropy_free(&entropy_);
-  mbedtls_md_free(&hmac_);
-}
-
-bool MbedTlsCrypto::hmac_sha256(core::ByteView key, const core::ByteView* parts, std::size_t n,
-                                std::uint8_t out[core::kHashSize]) {
-  static const unsigned char kEmpty = 0;
-  int rc = hmac_ready_ ? 0 : -1;
-  if (rc == 0) rc = mbedtls_md_hmac_starts(&hmac_, key.size != 0 ? key.data : &kEmpty, key.size);
-  for (std::size_t i = 0; rc == 0 && i < n; ++i) {
-    if (parts[i].size != 0) rc = mbedtls_md_hmac_update(&hmac_, parts[i].data, parts[i].size);
-  }
-  if (rc == 0) rc = mbedtls_md_hmac_finish(&hmac_, out);
-  return rc == 0;
 }
 
 bool MbedTlsCrypto::random(std::uint8_t* out, std::size_t n) {

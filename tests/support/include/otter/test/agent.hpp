@@ -22,7 +22,7 @@
 
 namespace otter::test {
 
-/// One line "otter-agent: device ID listening on ADDR:PORT root DIR" (ADDR may be "[v6]").
+/// One line "PROGRAM: device ID listening on ADDR:PORT root DIR" (ADDR may be "[v6]").
 struct AgentEndpoint {
   std::string id;
   std::string host;  ///< without brackets
@@ -32,6 +32,8 @@ struct AgentEndpoint {
   [[nodiscard]] std::string address() const;
 };
 
+/// Parses "PROGRAM: device ID listening on ADDR root DIR" (otter-agent's line; the firmware host builds print the
+/// same shape under their own program name). nullopt for any other line.
 std::optional<AgentEndpoint> parse_listening_line(std::string_view line);
 
 /// Writes the key on one line (with a trailing newline) with mode 0600; returns the path as a string.

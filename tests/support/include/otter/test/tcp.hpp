@@ -54,6 +54,14 @@ class TcpClient {
   std::string discarded_;
 };
 
+/// A TCP socket (close-on-exec) bound to 127.0.0.1 on an ephemeral port, listening with `backlog` (only bound, not
+/// listening, when backlog < 0). Throws std::runtime_error("WHO: cannot listen: <errno text>").
+struct LoopbackSocket {
+  int fd = -1;
+  std::uint16_t port = 0;
+};
+LoopbackSocket listen_loopback(int backlog, const std::string& who);
+
 /// A loopback port that refuses connections: bound by this process (so nobody else can take it) but never listening.
 class RefusedPort {
  public:

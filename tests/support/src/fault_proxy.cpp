@@ -1,4 +1,6 @@
-#include "cut_proxy.hpp"
+#include "otter/test/fault_proxy.hpp"
+
+#include "otter/test/tcp.hpp"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -29,25 +31,18 @@ bool send_all(int fd, const char* data, std::size_t n) {
 
 }  // namespace
 
-CutProxy::CutProxy(std::uint16_t target_port, std::uint64_t limit) : target_port_(target_port), limit_(limit) {
+FaultProxy::FaultProxy(std::uint16_t target_port, ProxyFaults faults) : target_port_(target_port), faults_(faults) {
   int p[2];
-  if (::pipe2(p, O_CLOEXEC) != 0) throw std::runtime_error("CutProxy: pipe2 failed");
+  if (::pipe2(p, O_CLOEXEC) != 0) throw std::runtime_error("FaultProxy: pipe2 failed");
   wake_rd_ = p[0];
   wake_wr_ = p[1];
-  listen_fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof a;
-  if (listen_fd_ < 0 || ::bind(listen_fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
-      ::listen(listen_fd_, 1) != 0 || ::getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
-    throw std::runtime_error(std::string("CutProxy: cannot listen: ") + std::strerror(errno));
-  }
-  port_ = ntohs(a.sin_port);
+  const auto s = listen_loopback(1, "FaultProxy");
+  listen_fd_ = s.fd;
+  port_ = s.port;
   thread_ = std::thread([this] { run(); });
 }
 
-CutProxy::~CutProxy() {
+FaultProxy::~FaultProxy() {
   const char c = 'x';
   [[maybe_unused]] const auto n = ::write(wake_wr_, &c, 1);
   thread_.join();
@@ -56,12 +51,12 @@ CutProxy::~CutProxy() {
   ::close(wake_wr_);
 }
 
-bool CutProxy::wait_done(std::chrono::milliseconds timeout) {
+bool FaultProxy::wait_done(std::chrono::milliseconds timeout) {
   std::unique_lock lock(mu_);
   return cv_.wait_for(lock, timeout, [&] { return done_; });
 }
 
-void CutProxy::run() {
+void FaultProxy::run() {
   pollfd p[2] = {{listen_fd_, POLLIN, 0}, {wake_rd_, POLLIN, 0}};
   int client = -1;
   while (client < 0) {
@@ -84,24 +79,30 @@ void CutProxy::run() {
   cv_.notify_all();
 }
 
-void CutProxy::relay(int client, int target) {
+void FaultProxy::relay(int client, int target) {
   std::vector<char> buf(64 * 1024);
+  bool client_open = true;
   for (;;) {
-    pollfd p[3] = {{client, POLLIN, 0}, {target, POLLIN, 0}, {wake_rd_, POLLIN, 0}};
+    pollfd p[3] = {{client_open ? client : -1, POLLIN, 0}, {target, POLLIN, 0}, {wake_rd_, POLLIN, 0}};
     if (::poll(p, 3, -1) < 0) {
       if (errno == EINTR) continue;
       return;
     }
     if (p[2].revents != 0) return;
     if (p[0].revents != 0) {
-      const std::uint64_t room = limit_ - forwarded_.load();
-      const auto want = static_cast<std::size_t>(std::min<std::uint64_t>(buf.size(), room));
+      std::size_t want = buf.size();
+      if (faults_.cut_after)
+        want = static_cast<std::size_t>(std::min<std::uint64_t>(want, *faults_.cut_after - forwarded_.load()));
       const ssize_t n = ::recv(client, buf.data(), want, 0);
-      if (n <= 0) return;
+      if (n <= 0) {
+        ::shutdown(target, SHUT_WR);  // pass the pusher's EOF on; keep relaying the device's last words
+        client_open = false;
+        continue;
+      }
+      inspect(buf.data(), static_cast<std::size_t>(n));
       if (!send_all(target, buf.data(), static_cast<std::size_t>(n))) return;
-      parse(buf.data(), static_cast<std::size_t>(n));
       forwarded_ += static_cast<std::uint64_t>(n);
-      if (forwarded_.load() >= limit_) {
+      if (faults_.cut_after && forwarded_.load() >= *faults_.cut_after) {
         cut_ = true;
         return;
       }
@@ -114,7 +115,7 @@ void CutProxy::relay(int client, int target) {
   }
 }
 
-void CutProxy::parse(const char* data, std::size_t n) {
+void FaultProxy::inspect(char* data, std::size_t n) {
   constexpr unsigned char kData = 0x12;
   while (n > 0) {
     if (payload_left_ == 0) {
@@ -130,7 +131,15 @@ void CutProxy::parse(const char* data, std::size_t n) {
       continue;
     }
     const std::size_t take = std::min(n, payload_left_);
-    if (in_data_) data_forwarded_ += take;
+    if (in_data_) {
+      const std::uint64_t seen = data_forwarded_.load();
+      if (const auto at = faults_.corrupt_content_at; at && *at >= seen && *at < seen + take) {
+        char& c = data[*at - seen];
+        c = static_cast<char>(~static_cast<unsigned char>(c));
+        corrupted_ = true;
+      }
+      data_forwarded_ += take;
+    }
     payload_left_ -= take;
     data += take;
     n -= take;
