@@ -12,6 +12,7 @@
 #include "otter/agent/agent.hpp"
 #include "otter/agent/options.hpp"
 #include "otter/common/keyfile.hpp"
+#include "sim/simulators.hpp"
 
 namespace {
 
@@ -26,18 +27,33 @@ int run(int argc, char** argv) {
   spdlog::set_pattern("%Y-%m-%d %H:%M:%S.%e %^%l%$ %v");
   spdlog::set_level(opts.quiet ? spdlog::level::warn : spdlog::level::from_str(opts.log_level));
 
+  std::error_code ec;
+  auto root = std::filesystem::absolute(opts.root, ec).lexically_normal().string();
+  while (root.size() > 1 && root.back() == '/') root.pop_back();
+  opts.root = root;
+  std::signal(SIGPIPE, SIG_IGN);
+
+  if (opts.mode != "otter") {
+    std::string password;
+    if (!opts.password_file.empty()) {
+      auto p = otter::read_password_file(opts.password_file);
+      if (!p) {
+        std::fprintf(stderr, "otter-agent: %s\n", p.error().message.c_str());
+        return 2;
+      }
+      password = std::move(*p);
+    }
+    if (opts.mode == "legacy") return otter::agent::sim::run_legacy(opts);
+    if (opts.mode == "webrepl") return otter::agent::sim::run_webrepl(opts, password);
+    return otter::agent::sim::run_arduino_ota(opts, password);
+  }
+
   auto key = otter::read_key_file(opts.key_file);
   if (!key) {
     std::fprintf(stderr, "otter-agent: %s\n", key.error().message.c_str());
     return 2;
   }
 
-  std::error_code ec;
-  auto root = std::filesystem::absolute(opts.root, ec).lexically_normal().string();
-  while (root.size() > 1 && root.back() == '/') root.pop_back();
-  opts.root = root;
-
-  std::signal(SIGPIPE, SIG_IGN);
   const auto fd_limit = otter::agent::raise_fd_limit();
   const std::size_t devices = opts.devices == 0 ? 1 : opts.devices;
   const std::uint64_t fd_need = devices * (opts.max_sessions + 2) + 64;

@@ -142,7 +142,20 @@ ParseResult parse_command_line(int argc, const char* const* argv) {
   app.add_option("--listen", listen, "ADDR:PORT to listen on (port 0 = ephemeral; IPv6 as [addr]:port)")
       ->capture_default_str();
   app.add_option("--root", o.root, "directory that receives the files (created if missing)")->required();
-  app.add_option("--key-file", o.key_file, "file holding the pre-shared key on one line (>= 16 bytes)")->required();
+  app.add_option("--key-file", o.key_file, "file holding the pre-shared key on one line (>= 16 bytes; --mode otter)");
+  app.add_option("--mode", o.mode,
+                 "otter (default), or simulate a stock device: arduino-ota (ArduinoOTA, UDP 3232 + connect-back), "
+                 "webrepl (MicroPython WebREPL, 8266) or legacy (the original receiver, 12345)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"otter", "arduino-ota", "webrepl", "legacy"}));
+  app.add_option("--password-file", o.password_file,
+                 "file holding the simulated device's password on one line (arduino-ota: none if absent; webrepl: "
+                 "required, 4..9 characters)");
+  app.add_option("--ota-auth", o.ota_auth,
+                 "--mode arduino-ota with a password: sha256 (arduino-esp32 >= 3.3.1, PBKDF2), md5 (<= 3.3.0) or "
+                 "sha256-md5hash (>= 3.3.1 holding an MD5 password hash)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"sha256", "md5", "sha256-md5hash"}));
   app.add_option("--name", o.name, "device id, 1..64 printable ASCII (default: the host name)");
   app.add_option("--max-size", max_size, "largest accepted artifact, bytes or K/M/G (0 = free space only)")
       ->capture_default_str();
@@ -186,6 +199,10 @@ ParseResult parse_command_line(int argc, const char* const* argv) {
   if (!ep) return usage("--listen: " + ep.error().message);
   o.listen_host = ep->first;
   o.listen_port = ep->second;
+  if (app.count("--listen") == 0) {  // the stock device's port
+    if (o.mode == "arduino-ota") o.listen_port = 3232;
+    if (o.mode == "webrepl") o.listen_port = 8266;
+  }
   auto ms = parse_size(max_size);
   if (!ms) return usage("--max-size: " + ms.error().message);
   o.max_size = *ms;
@@ -203,6 +220,10 @@ ParseResult parse_command_line(int argc, const char* const* argv) {
     o.port_base = static_cast<std::uint16_t>(port_base);
   }
   if (o.root.empty()) return usage("--root must not be empty");
+  if (o.mode == "otter" && o.key_file.empty()) return usage("--key-file is required (the otter protocol's key)");
+  if (o.mode != "otter" && devices != 0)
+    return usage("--devices simulates otter devices only (not --mode " + o.mode + ")");
+  if (o.mode == "webrepl" && o.password_file.empty()) return usage("--mode webrepl needs --password-file");
   if (o.name.empty()) {
     o.name = boost::asio::ip::host_name();
     if (o.name.size() > 59) o.name.resize(59);  // leaves room for "-NNNN"

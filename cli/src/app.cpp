@@ -21,13 +21,16 @@
 namespace otter::cli {
 namespace {
 
-constexpr const char* kTargetHelp = "device address; the port defaults to 12345 ([v6addr]:PORT for IPv6)";
+constexpr const char* kTargetHelp =
+    "device address; the port defaults to the protocol's (otter 12345, arduino-ota 3232, webrepl 8266, legacy 12345; "
+    "[v6addr]:PORT for IPv6)";
 
-void add_common(CLI::App& cmd, CommonArgs& c) {
+void add_common(CLI::App& cmd, CommonArgs& c, bool key_required) {
   cmd.add_option("--to", c.target, kTargetHelp)->required()->type_name("HOST[:PORT]");
-  cmd.add_option("--key-file", c.key_file, "file holding the device's pre-shared key on one line (>= 16 bytes)")
-      ->required()
-      ->type_name("FILE");
+  auto* key = cmd.add_option("--key-file", c.key_file,
+                             "file holding the device's pre-shared key on one line (>= 16 bytes; the otter protocol)")
+                  ->type_name("FILE");
+  if (key_required) key->required();
   cmd.add_flag("--json", c.json, "print exactly one JSON object on stdout, whatever happens");
   cmd.add_flag("-q,--quiet", c.quiet, "no progress bar and no result line (errors are still printed)");
   cmd.add_flag("-v,--verbose", c.verbose, "debug logging on stderr (-vv: trace)");
@@ -64,12 +67,33 @@ int run(int argc, char** argv) {
   CLI::App* push_cmd =
       app.add_subcommand("push", "push a file to a device; succeeds once the device has committed it");
   push_cmd->add_option("FILE", push.file, "local file to push")->required();
-  add_common(*push_cmd, push.common);
+  add_common(*push_cmd, push.common, /*key_required=*/false);  // checked below: only the otter protocol needs it
+  push_cmd
+      ->add_option("--protocol", push.protocol,
+                   "the device's protocol: otter, or a stock device without otter firmware: arduino-ota "
+                   "(ArduinoOTA), webrepl (MicroPython WebREPL), legacy (the original receiver)")
+      ->check(CLI::IsMember({"otter", "arduino-ota", "webrepl", "legacy"}))
+      ->capture_default_str();
+  push_cmd
+      ->add_option("--password-file", push.password_file,
+                   "arduino-ota / webrepl: file holding the device's password on one line")
+      ->type_name("FILE");
+  push_cmd->add_flag("--verify", push.verify, "webrepl: read the file back afterwards and compare (no checksum)");
+  push_cmd->add_flag("--force", push.force,
+                     "legacy: send even when name + newline + content exceed the receiver's single 1024-byte read");
+  push_cmd
+      ->add_option("--callback", push.callback,
+                   "arduino-ota: the address (and port) the device connects back to (default: this host's "
+                   "address towards the device, an ephemeral port)")
+      ->type_name("HOST[:PORT]");
   CLI::Option* as = push_cmd->add_option("--as", push.name, "target name on the device (default: FILE's basename)")
                         ->type_name("NAME");
-  push_cmd->add_option("--kind", push.kind, "artifact kind")
-      ->check(CLI::IsMember({"file", "firmware"}))
-      ->capture_default_str();
+  push_cmd
+      ->add_option("--kind", push.kind,
+                   "artifact kind: file or firmware; arduino-ota: firmware (the default there) or filesystem (an "
+                   "image of the data partition)")
+      ->check(CLI::IsMember({"file", "firmware", "filesystem"}))
+      ->type_name("KIND");
   push_cmd->add_flag("--reboot", push.reboot, "ask the device to reboot after the commit");
   push_cmd->add_option("--sha256", push.sha256, "use this SHA-256 (64 hex digits) instead of hashing FILE")
       ->type_name("HEX");
@@ -83,7 +107,7 @@ int run(int argc, char** argv) {
   StatArgs stat;
   CLI::App* stat_cmd = app.add_subcommand("stat", "show a file on a device: size and SHA-256");
   stat_cmd->add_option("NAME", stat.name, "name on the device")->required();
-  add_common(*stat_cmd, stat.common);
+  add_common(*stat_cmd, stat.common, /*key_required=*/true);
 
   // --- the commands that talk to otter-server (`otter --server URL ...`) ---
   ServerArgs srv;
@@ -125,8 +149,9 @@ int run(int argc, char** argv) {
     if (c == dev_add) addr->required();
     CLI::Option* key = c->add_option_function<std::string>(
         "--key-file", [&](const std::string& v) { dev.key_file = v; },
-        "file holding the device's pre-shared key (sent once, never shown back)");
-    if (c == dev_add) key->required();
+        "file holding the device's secret, sent once and never shown back: the pre-shared key (otter), the "
+        "password (webrepl; arduino-ota if it has one); not needed for legacy");
+    (void)key;  // required for otter and webrepl devices: the server says so
     c->add_option_function<std::string>(
          "--protocol", [&](const std::string& v) { dev.protocol = v; },
          "otter (default), arduino-ota, webrepl, legacy")

@@ -22,6 +22,7 @@
 #include <boost/asio/signal_set.hpp>
 
 #include "format.hpp"
+#include "otter/common/adapters_asio.hpp"
 #include "otter/common/hex.hpp"
 #include "otter/common/keyfile.hpp"
 #include "otter/common/push_client_asio.hpp"
@@ -114,9 +115,92 @@ Result<Connection> prepare(const CommonArgs& c) {
 
 }  // namespace
 
-int run_push(const PushArgs& a) {
+namespace {
+
+/// `otter push --protocol arduino-ota|webrepl|legacy`: a stock device, through its adapter.
+int run_adapter_push(const PushArgs& a) {
   const auto t0 = Clock::now();
   const CommonArgs& c = a.common;
+  const auto usage = [&](const std::string& message) {
+    return report_error(c, Error(ErrorCode::invalid_argument, message));
+  };
+  auto protocol = adapters::parse_protocol(a.protocol);
+  if (!protocol) return report_error(c, protocol.error().with_context("--protocol"));
+  const char* pname = adapters::protocol_name(*protocol);
+  if (!c.key_file.empty())
+    return usage(fmt::format("--key-file is the otter protocol's; {} takes --password-file", pname));
+  if (a.reboot || a.skip_unchanged || !a.sha256.empty())
+    return usage(fmt::format("--reboot, --skip-unchanged and --sha256 belong to the otter protocol, not {}", pname));
+  auto target = parse_target(c.target, adapters::default_port(*protocol));
+  if (!target) return report_error(c, target.error().with_context("--to"));
+  auto size = check_local_file(a.file);
+  if (!size) return report_error(c, size.error());
+
+  adapters::Request r;
+  r.host = target->host;
+  r.port = target->port;
+  r.path = a.file;
+  r.name = a.name_given ? a.name : std::filesystem::path(a.file).filename().string();
+  auto payload = adapters::parse_payload(
+      !a.kind.empty() ? a.kind : (*protocol == adapters::Protocol::arduino_ota ? "firmware" : "file"));
+  if (!payload) return report_error(c, payload.error().with_context("--kind"));
+  r.payload = *payload;
+  if (!a.password_file.empty()) {
+    auto pw = read_password_file(a.password_file);
+    if (!pw) return report_error(c, pw.error());
+    r.password = std::move(*pw);
+  }
+  if (!a.callback.empty()) {
+    if (*protocol != adapters::Protocol::arduino_ota) return usage("--callback is for --protocol arduino-ota");
+    auto cb = parse_target(a.callback, 0);
+    if (!cb) return report_error(c, cb.error().with_context("--callback"));
+    r.callback_host = cb->host;
+    r.callback_port = cb->port;
+  }
+  if (a.verify && *protocol != adapters::Protocol::webrepl) return usage("--verify is for --protocol webrepl");
+  if (a.force && *protocol != adapters::Protocol::legacy) return usage("--force is for --protocol legacy");
+  r.verify = a.verify;
+  r.force = a.force;
+  r.connect_timeout = to_ms(c.connect_timeout);
+  r.idle_timeout = to_ms(c.timeout);
+  const std::string device = format_endpoint(r.host, r.port);
+  spdlog::debug("pushing {} ({} bytes) to {} as '{}' over {}", a.file, *size, device, r.name, pname);
+
+  ProgressBar bar(!c.quiet);
+  bool started = false;
+  auto result = run_interruptible(adapters::async_push(*protocol, r, [&](std::uint64_t done, std::uint64_t total) {
+    if (!started) {
+      started = true;
+      bar.start(r.name, done);
+    }
+    bar.update(done, total);
+  }));
+  bar.clear();
+  const double seconds = seconds_since(t0);
+  if (!result) return report_error(c, result.error());
+  if (c.json) {
+    std::cout << dump_json(adapter_json(r.name, device, *protocol, r.payload, *result, seconds)) << std::endl;
+  } else if (!c.quiet) {
+    std::cout << adapter_line(r.name, device, *protocol, *result, seconds) << std::endl;
+  }
+  return kExitOk;
+}
+
+}  // namespace
+
+int run_push(const PushArgs& a) {
+  if (a.protocol != "otter") return run_adapter_push(a);
+  const auto t0 = Clock::now();
+  const CommonArgs& c = a.common;
+  if (c.key_file.empty()) {
+    return report_error(c,
+                        Error(ErrorCode::invalid_argument, "--key-file is required (the device's pre-shared key)"));
+  }
+  if (!a.password_file.empty() || a.verify || a.force || !a.callback.empty() || a.kind == "filesystem") {
+    return report_error(c, Error(ErrorCode::invalid_argument,
+                                 "--password-file, --verify, --force, --callback and --kind filesystem are for "
+                                 "stock devices (--protocol arduino-ota, webrepl or legacy)"));
+  }
   auto conn = prepare(c);
   if (!conn) return report_error(c, conn.error());
   auto size = check_local_file(a.file);
@@ -127,7 +211,7 @@ int run_push(const PushArgs& a) {
   o.port = conn->target.port;
   o.key = std::move(conn->key);
   o.name = a.name_given ? a.name : std::filesystem::path(a.file).filename().string();
-  o.kind = a.kind == "firmware" ? core::Kind::firmware : core::Kind::file;
+  o.kind = a.kind == "firmware" ? core::Kind::firmware : core::Kind::file;  // empty = file
   o.flags = a.reboot ? core::flags::reboot : 0;
   o.path = a.file;
   o.size = *size;

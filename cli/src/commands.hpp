@@ -24,11 +24,17 @@ struct PushArgs {
   std::string file;
   std::string name;  ///< --as; empty and !name_given = the file's basename
   bool name_given = false;
-  std::string kind = "file";
+  std::string kind;  ///< empty: "file" (arduino-ota: "firmware")
   bool reboot = false;
   std::string sha256;  ///< --sha256: claimed hash, skips hashing the file
   std::uint32_t chunk_size = kDefaultChunkSize;
   bool skip_unchanged = false;
+  // Stock devices (issue 7): adapters.hpp.
+  std::string protocol = "otter";
+  std::string password_file;
+  bool verify = false;
+  bool force = false;
+  std::string callback;  ///< arduino-ota: HOST[:PORT] the device connects back to
 };
 
 struct StatArgs {

@@ -101,6 +101,40 @@ Json stat_json(const std::string& name, const StatOutcome& o) {
   return j;
 }
 
+std::string adapter_line(const std::string& name, const std::string& device, adapters::Protocol protocol,
+                         const adapters::Outcome& o, double seconds) {
+  std::string result;
+  if (protocol == adapters::Protocol::legacy) {
+    result = "sent; unconfirmed: the original receiver answers nothing";
+  } else if (o.verified) {
+    result = "confirmed by the device, read back and equal";
+  } else if (o.confirmed) {
+    result = o.device_message.empty() ? "confirmed by the device"
+                                      : fmt::format("confirmed by the device: \"{}\"", o.device_message);
+  } else {
+    result = "sent";
+  }
+  return fmt::format("ok: {} -> {} ({}, {}, {}, {:.2f} s)", name, device, adapters::protocol_name(protocol),
+                     format_size(o.size), result, seconds);
+}
+
+Json adapter_json(const std::string& name, const std::string& device, adapters::Protocol protocol,
+                  adapters::Payload payload, const adapters::Outcome& o, double seconds) {
+  return {
+      {"ok", true},
+      {"protocol", adapters::protocol_name(protocol)},
+      {"device", device},
+      {"name", name},
+      {"kind", adapters::payload_name(payload)},
+      {"size", o.size},
+      {"bytes_sent", o.bytes_sent},
+      {"confirmed", o.confirmed},
+      {"verified", o.verified},
+      {"device_message", o.device_message},
+      {"seconds", std::round(seconds * 1000.0) / 1000.0},
+  };
+}
+
 Json error_json(const Error& error) {
   return {
       {"ok", false},

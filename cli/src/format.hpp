@@ -6,6 +6,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "otter/common/adapters.hpp"
 #include "otter/common/error.hpp"
 #include "otter/common/push_client.hpp"
 
@@ -44,6 +45,14 @@ Json push_json(const std::string& name, core::Kind kind, const PushOutcome& outc
 Json stat_json(const std::string& name, const StatOutcome& outcome);
 /// {"ok":false,"error":{"code":5,"name":"HASH_MISMATCH","message":"..."}}
 Json error_json(const Error& error);
+
+/// A push to a stock device (adapters.hpp): "ok: NAME -> HOST:PORT (PROTOCOL, SIZE, …, S s)" / its JSON object
+/// {"ok", "protocol", "device", "name", "kind", "size", "bytes_sent", "confirmed", "verified", "device_message",
+/// "seconds"}.
+std::string adapter_line(const std::string& name, const std::string& device, adapters::Protocol protocol,
+                         const adapters::Outcome& outcome, double seconds);
+Json adapter_json(const std::string& name, const std::string& device, adapters::Protocol protocol,
+                  adapters::Payload payload, const adapters::Outcome& outcome, double seconds);
 
 /// One line of JSON. Strings that are not valid UTF-8 (names and messages are bytes) are written with U+FFFD.
 std::string dump_json(const Json& j);

@@ -239,7 +239,8 @@ Result<Json> device_body(const DeviceArgs& a, bool create) {
   if (a.protocol) body["protocol"] = *a.protocol;
   if (a.tags) body["tags"] = *a.tags;
   if (a.key_file) {
-    auto key = read_key_file(*a.key_file);
+    // Stock devices' passwords are short (WebREPL: 4..9 characters): the server checks the length per protocol.
+    auto key = a.protocol && *a.protocol != "otter" ? read_password_file(*a.key_file) : read_key_file(*a.key_file);
     if (!key) return tl::unexpected(key.error().with_context("--key-file"));
     body["key"] = std::move(*key);
   }

@@ -17,7 +17,7 @@ constexpr std::string_view kSpace = " \t\r\n\v\f";
 
 }  // namespace
 
-Result<std::string> parse_key(std::string_view content, std::string_view origin) {
+Result<std::string> parse_key(std::string_view content, std::string_view origin, std::size_t min_size) {
   const auto first = content.find_first_not_of(kSpace);
   if (first == std::string_view::npos) {
     return make_error(ErrorCode::config,
@@ -29,14 +29,14 @@ Result<std::string> parse_key(std::string_view content, std::string_view origin)
     return make_error(ErrorCode::config,
                       fmt::format("key file {} holds more than one line (the secret must be on one line)", origin));
   }
-  if (secret.size() < kMinKeySize) {
+  if (secret.size() < min_size) {
     return make_error(ErrorCode::config, fmt::format("key in {} is {} bytes long; at least {} bytes are required",
-                                                     origin, secret.size(), kMinKeySize));
+                                                     origin, secret.size(), min_size));
   }
   return std::string(secret);
 }
 
-Result<std::string> read_key_file(const std::string& path) {
+Result<std::string> read_key_file(const std::string& path, std::size_t min_size) {
   const UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (fd.get() < 0) {
     const int err = errno;
@@ -65,7 +65,7 @@ Result<std::string> read_key_file(const std::string& path) {
                         fmt::format("key file {} is larger than {} bytes: not a key file", path, kMaxKeyFileSize));
     }
   }
-  return parse_key(content, path);
+  return parse_key(content, path, min_size);
 }
 
 }  // namespace otter

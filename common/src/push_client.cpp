@@ -42,6 +42,8 @@
 #include "otter/common/push_client_asio.hpp"
 #include "otter/common/unique_fd.hpp"
 #include "otter/core/pusher.hpp"
+
+#include "net.hpp"
 #include "otter/ports/openssl_crypto.hpp"
 
 namespace otter {
@@ -69,7 +71,17 @@ std::uint64_t now_ms() {
           .count());
 }
 
-std::string seconds_text(std::chrono::milliseconds d) { return fmt::format("{:g} s", d.count() / 1000.0); }
+using net::seconds_text;
+
+/// net::connect_to, plus a send buffer deep enough for several batches in flight.
+asio::awaitable<Result<void>> connect_to(tcp::socket& sock, const std::string& host, std::uint16_t port,
+                                         std::chrono::milliseconds timeout) {
+  auto r = co_await net::connect_to(sock, host, port, timeout);
+  if (!r) co_return r;
+  error_code ignored;
+  sock.set_option(asio::socket_base::send_buffer_size(kSendBuffer), ignored);
+  co_return r;
+}
 
 DeviceInfo device_info(const core::Hello& h) {
   DeviceInfo d;
@@ -80,58 +92,6 @@ DeviceInfo device_info(const core::Hello& h) {
   d.max_size = h.max_size;
   d.free = h.free;
   return d;
-}
-
-// ---------------------------------------------------------------------------------------------------------------
-// Connecting
-
-/// Resolves and connects; returns the failed step ("resolve X" / "connect to X") with its error.
-asio::awaitable<std::pair<error_code, std::string>> resolve_and_connect(tcp::resolver& resolver, tcp::socket& sock,
-                                                                        const std::string& host, std::uint16_t port) {
-  auto [rec, endpoints] =
-      co_await resolver.async_resolve(host, std::to_string(port), tcp::resolver::numeric_service, kUse);
-  if (rec) co_return std::pair{rec, fmt::format("resolve {}", host)};
-  auto [cec, ep] = co_await asio::async_connect(sock, endpoints, kUse);
-  if (cec) co_return std::pair{cec, fmt::format("connect to {}", format_endpoint(host, port))};
-  spdlog::debug("connected to {}:{}", ep.address().to_string(), ep.port());
-  co_return std::pair{error_code{}, std::string{}};
-}
-
-/// On expiry, aborts the resolver and the connect (the resolver supports no per-operation cancellation), then waits
-/// to be cancelled itself, so that resolve_and_connect always finishes the race.
-asio::awaitable<void> connect_watchdog(asio::steady_timer& timer, tcp::resolver& resolver, tcp::socket& sock,
-                                       bool& expired) {
-  auto [ec] = co_await timer.async_wait(kUse);
-  if (ec) co_return;
-  expired = true;
-  resolver.cancel();
-  error_code ignored;
-  sock.close(ignored);
-  timer.expires_at(asio::steady_timer::time_point::max());
-  co_await timer.async_wait(kUse);
-}
-
-asio::awaitable<Result<void>> connect_to(tcp::socket& sock, const std::string& host, std::uint16_t port,
-                                         std::chrono::milliseconds timeout) {
-  const auto ex = co_await asio::this_coro::executor;
-  tcp::resolver resolver(ex);
-  asio::steady_timer timer(ex);
-  timer.expires_after(timeout);
-  bool expired = false;
-  auto race =
-      co_await (resolve_and_connect(resolver, sock, host, port) || connect_watchdog(timer, resolver, sock, expired));
-  if (expired) {
-    co_return make_error(ErrorCode::connect_failed, fmt::format("connect to {}: timed out after {}",
-                                                                format_endpoint(host, port), seconds_text(timeout)));
-  }
-  if (race.index() != 0) co_return make_error(ErrorCode::canceled, "canceled while connecting");
-  const auto& [ec, step] = std::get<0>(race);
-  if (ec) co_return make_error(ErrorCode::connect_failed, fmt::format("{}: {}", step, ec.message()));
-
-  error_code ignored;
-  sock.set_option(tcp::no_delay(true), ignored);  // every write is a whole batch: Nagle would only add latency
-  sock.set_option(asio::socket_base::send_buffer_size(kSendBuffer), ignored);
-  co_return Result<void>{};
 }
 
 // ---------------------------------------------------------------------------------------------------------------

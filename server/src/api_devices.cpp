@@ -22,20 +22,26 @@ constexpr std::size_t kMaxKeySize = 1024;
 constexpr std::size_t kMaxTags = 32;
 
 Result<void> validate_protocol(const std::string& protocol) {
-  if (protocol == "otter") return {};
-  if (protocol == "arduino-ota" || protocol == "webrepl" || protocol == "legacy")
-    return make_error(ErrorCode::invalid_argument,
-                      fmt::format("protocol \"{}\" is not supported yet; supported: otter", protocol));
-  return make_error(ErrorCode::invalid_argument, fmt::format("unknown protocol \"{}\"; supported: otter", protocol));
+  if (protocol == "otter" || protocol == "arduino-ota" || protocol == "webrepl" || protocol == "legacy") return {};
+  return make_error(ErrorCode::invalid_argument,
+                    fmt::format("unknown protocol \"{}\" (otter, arduino-ota, webrepl or legacy)", protocol));
 }
 
-Result<void> validate_key(const std::string& key) {
-  if (key.size() < kMinKeySize)
-    return make_error(ErrorCode::invalid_argument, fmt::format("\"key\" must be at least {} bytes", kMinKeySize));
+/// The device's secret, per protocol: otter's pre-shared key (>= 16 bytes), WebREPL's password (4..9 characters),
+/// ArduinoOTA's password (optional), none for legacy.
+Result<void> validate_key(const std::string& protocol, const std::string& key) {
   if (key.size() > kMaxKeySize)
     return make_error(ErrorCode::invalid_argument, fmt::format("\"key\" must be at most {} bytes", kMaxKeySize));
+  if (protocol == "otter" && key.size() < kMinKeySize)
+    return make_error(ErrorCode::invalid_argument, fmt::format("\"key\" must be at least {} bytes", kMinKeySize));
+  if (protocol == "webrepl" && (key.size() < 4 || key.size() > 9))
+    return make_error(ErrorCode::invalid_argument,
+                      "\"key\" of a webrepl device is its WebREPL password: 4 to 9 characters");
   return {};
 }
+
+/// Whether a device of this protocol must be registered with a key.
+bool key_required(const std::string& protocol) { return protocol == "otter" || protocol == "webrepl"; }
 
 Result<std::vector<std::string>> validate_tags(std::vector<std::string> tags) {
   if (tags.size() > kMaxTags)
@@ -75,12 +81,19 @@ Result<void> apply_fields(const json& body, DeviceRecord& d, bool creating, bool
     d.protocol = "otter";
   }
   if (*key) {
-    if (auto ok = validate_key(**key); !ok) return ok;
+    if (auto ok = validate_key(d.protocol, **key); !ok) return ok;
     d.key = **key;
-  } else if (creating) {
+  } else if (creating && key_required(d.protocol)) {
     return make_error(
         ErrorCode::invalid_argument,
-        fmt::format("\"key\" (the device's pre-shared key, at least {} bytes) is required", kMinKeySize));
+        d.protocol == "webrepl"
+            ? std::string("\"key\" (the device's WebREPL password) is required")
+            : fmt::format("\"key\" (the device's pre-shared key, at least {} bytes) is required", kMinKeySize));
+  } else if (*protocol && !creating) {
+    // The protocol changed and the stored key stays: it must suit the new protocol.
+    if (auto ok = validate_key(d.protocol, d.key); !ok)
+      return make_error(ErrorCode::invalid_argument,
+                        "changing \"protocol\" needs a \"key\" that suits it: " + ok.error().message);
   }
   if (*tags) {
     auto t = validate_tags(std::move(**tags));

@@ -62,8 +62,9 @@ Result<JobRequest> job_request(const json& body) {
   auto kind = get_string(body, "kind");
   if (!kind) return tl::unexpected(kind.error());
   if (*kind) {
-    if (**kind != "file" && **kind != "firmware")
-      return make_error(ErrorCode::invalid_argument, "\"kind\" must be \"file\" or \"firmware\"");
+    if (**kind != "file" && **kind != "firmware" && **kind != "filesystem")
+      return make_error(ErrorCode::invalid_argument,
+                        "\"kind\" must be \"file\", \"firmware\" or \"filesystem\" (arduino-ota devices only)");
     jr.kind = **kind;
   }
   auto reboot = get_bool(body, "reboot");

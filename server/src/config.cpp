@@ -68,13 +68,15 @@ Result<void> apply_toml(ServerConfig& cfg, const std::string& text, const std::s
       if (!hp) return tl::unexpected(hp.error());
       cfg.listen_host = hp->first;
       cfg.listen_port = hp->second;
-    } else if (k == "data" || k == "artifacts" || k == "token_file" || k == "default_device" || k == "log_level") {
+    } else if (k == "data" || k == "artifacts" || k == "token_file" || k == "default_device" || k == "log_level" ||
+               k == "advertise_address") {
       auto v = node.value<std::string>();
       if (!v) return fail(k.c_str(), "a string");
       if (k == "data") cfg.data_dir = *v;
       if (k == "artifacts") cfg.artifacts_dir = *v;
       if (k == "token_file") cfg.token_file = *v;
       if (k == "default_device") cfg.default_device = *v;
+      if (k == "advertise_address") cfg.advertise_address = *v;
       if (k == "log_level") cfg.log_level = *v;
     } else if (k == "cors_origins") {
       const auto* arr = node.as_array();
@@ -111,7 +113,7 @@ Result<ServerConfig> load_config(int argc, const char* const* argv) {
   ServerConfig cfg;
   CLI::App app{"otter-server: OTA updates for ESP32 fleets — REST API, web console, device registry, jobs"};
   app.set_version_flag("--version", "otter-server 0.1.0");
-  std::string config_file, listen, data, artifacts, token_file, default_device, log_level;
+  std::string config_file, listen, data, artifacts, token_file, default_device, log_level, advertise;
   std::vector<std::string> cors;
   std::optional<unsigned> concurrency, retries;
   app.add_option("--config", config_file, "TOML configuration file")->check(CLI::ExistingFile);
@@ -121,6 +123,8 @@ Result<ServerConfig> load_config(int argc, const char* const* argv) {
   app.add_option("--cors-origin", cors, "origin allowed to call the API cross-origin (repeatable)");
   app.add_option("--token-file", token_file, "file holding the API token (required when not on loopback)");
   app.add_option("--default-device", default_device, "device for POST /api/upload without \"device\"");
+  app.add_option("--advertise-address", advertise,
+                 "address arduino-ota devices connect back to (default: the server's address towards each device)");
   app.add_option("--concurrency", concurrency, "simultaneous device transfers (default 64)");
   app.add_option("--retries", retries, "retries per device after the first attempt (default 3)");
   app.add_option("--log-level", log_level, "trace|debug|info|warn|error (default info)");
@@ -150,6 +154,7 @@ Result<ServerConfig> load_config(int argc, const char* const* argv) {
   if (!cors.empty()) cfg.cors_origins = cors;
   if (!token_file.empty()) cfg.token_file = token_file;
   if (!default_device.empty()) cfg.default_device = default_device;
+  if (!advertise.empty()) cfg.advertise_address = advertise;
   if (concurrency) cfg.concurrency = *concurrency == 0 ? 1 : *concurrency;
   if (retries) cfg.retries = *retries;
   if (!log_level.empty()) cfg.log_level = log_level;

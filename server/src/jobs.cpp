@@ -129,9 +129,10 @@ class Engine final : public JobEngine {
   Engine& operator=(const Engine&) = delete;
 
   Result<JobRecord> submit(JobRequest request) override {
-    if (request.kind != "file" && request.kind != "firmware") {
-      return make_error(ErrorCode::invalid_argument,
-                        fmt::format("kind must be \"file\" or \"firmware\", not \"{}\"", request.kind));
+    if (request.kind != "file" && request.kind != "firmware" && request.kind != "filesystem") {
+      return make_error(
+          ErrorCode::invalid_argument,
+          fmt::format("kind must be \"file\", \"firmware\" or \"filesystem\", not \"{}\"", request.kind));
     }
     auto info = artifacts_.resolve_hashed(request.artifact);
     if (!info) return tl::unexpected(info.error());
@@ -280,6 +281,15 @@ class Engine final : public JobEngine {
       asio::post(io_, [done = std::move(done), e = std::move(e)] { done(tl::unexpected(e)); });
       return;
     }
+    if ((*dev)->protocol != "otter") {
+      // A stock device has no side-effect-free query (the original receiver would even take a probe for a file and
+      // stop): it is never contacted outside a job.
+      Error e(ErrorCode::invalid_argument,
+              fmt::format("a {} device cannot be probed (no harmless query in its protocol); deploy to it instead",
+                          (*dev)->protocol));
+      asio::post(io_, [done = std::move(done), e = std::move(e)] { done(tl::unexpected(e)); });
+      return;
+    }
     std::weak_ptr<char> alive = alive_;
     channel_.probe((*dev)->address, (*dev)->key,
                    [this, alive, name = device, done = std::move(done)](ProbeResult pr) {
@@ -395,9 +405,6 @@ class Engine final : public JobEngine {
       cannot = dev.error().with_context(fmt::format("looking up device '{}'", t.device));
     } else if (!*dev) {
       cannot = Error(ErrorCode::not_found, fmt::format("device '{}' is no longer registered", t.device));
-    } else if ((*dev)->protocol != "otter") {
-      cannot = Error(ErrorCode::invalid_argument,
-                     fmt::format("device protocol '{}' is not supported (only \"otter\")", (*dev)->protocol));
     }
     std::string path;
     if (!cannot) {
@@ -445,6 +452,7 @@ class Engine final : public JobEngine {
 
     DeviceChannel::Transfer tr;
     tr.address = (*dev)->address;
+    tr.protocol = (*dev)->protocol;
     tr.key = (*dev)->key;
     tr.local_path = std::move(path);
     tr.sha256_hex = job.rec.artifact_sha256;
@@ -452,7 +460,7 @@ class Engine final : public JobEngine {
     tr.name = job.rec.as_name;
     tr.kind = job.rec.kind;
     tr.reboot = job.rec.reboot;
-    tr.skip_unchanged = true;
+    tr.skip_unchanged = tr.protocol == "otter";  // stock devices cannot tell what they hold
 
     const std::uint64_t attempt = rt.attempt_id;
     std::weak_ptr<char> alive = alive_;

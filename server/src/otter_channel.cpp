@@ -1,5 +1,6 @@
-// otter-server — DeviceChannel for protocol "otter": one coroutine per transfer (common/push_client_asio.hpp),
-// spawned on the server's io_context with a cancellation signal that the returned cancel function emits.
+// otter-server — the DeviceChannel: one coroutine per transfer, spawned on the server's io_context with a
+// cancellation signal that the returned cancel function emits. Protocol "otter" goes through the push client
+// (common/push_client_asio.hpp); "arduino-ota", "webrepl" and "legacy" through their adapters (adapters_asio.hpp).
 //
 // probe() is a STAT of a harmless name (kProbeName): it needs the key, proves the device knows it (the STAT_RESULT
 // MAC), and the device's HELLO gives its id, capabilities, firmware state and space. Nothing is written.
@@ -17,6 +18,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/system/system_error.hpp>
 
+#include "otter/common/adapters_asio.hpp"
 #include "otter/common/hex.hpp"
 #include "otter/common/push_client_asio.hpp"
 #include "otter/server/config.hpp"
@@ -33,6 +35,7 @@ constexpr const char* kProbeName = "otter-probe.stat";
 struct Endpoint {
   std::string host;
   std::uint16_t port = core::kDefaultPort;
+  bool explicit_port = false;  ///< the address named a port (else the protocol's default applies)
 };
 
 /// "host:port", "[v6]:port" or a bare host (default port).
@@ -68,6 +71,7 @@ Result<Endpoint> parse_address(const std::string& address) {
       return make_error(ErrorCode::invalid_argument, "bad port in address '" + address + "'");
     }
     ep.port = static_cast<std::uint16_t>(port);
+    ep.explicit_port = true;
   }
   return ep;
 }
@@ -97,41 +101,53 @@ struct Op {
   bool finished = false;
 };
 
+/// Runs one transfer coroutine on `io`; `done` gets its result mapped by `to_outcome`. Returns the cancel function
+/// (idempotent; `done` still follows, with CANCELED).
+template <class T, class Map>
+std::function<void()> spawn_transfer(asio::io_context& io, asio::awaitable<Result<T>> transfer, Map to_outcome,
+                                     DeviceChannel::Done done) {
+  auto op = std::make_shared<Op>();
+  asio::co_spawn(
+      io, std::move(transfer),
+      asio::bind_cancellation_slot(op->signal.slot(), [op, to_outcome = std::move(to_outcome),
+                                                       done = std::move(done)](std::exception_ptr ep, Result<T> r) {
+        op->finished = true;
+        if (ep) return done(tl::unexpected(exception_to_error(ep)));
+        if (!r) return done(tl::unexpected(r.error()));
+        done(to_outcome(*r));
+      }));
+  return [op] {
+    if (!op->finished) op->signal.emit(asio::cancellation_type::terminal);
+  };
+}
+
 class OtterChannel final : public DeviceChannel {
  public:
   OtterChannel(asio::io_context& io, const ServerConfig& cfg)
-      : io_(io), connect_timeout_(cfg.connect_timeout), idle_timeout_(cfg.idle_timeout) {}
+      : io_(io),
+        connect_timeout_(cfg.connect_timeout),
+        idle_timeout_(cfg.idle_timeout),
+        advertise_address_(cfg.advertise_address) {}
 
   std::function<void()> push(Transfer t, Progress progress, Done done) override {
+    if (t.protocol != "otter") return push_stock(std::move(t), std::move(progress), std::move(done));
     auto options = to_options(t);
     if (!options) {
       // Never call back from inside push(): the caller may still be setting up.
       asio::post(io_, [done = std::move(done), e = options.error()] { done(tl::unexpected(e)); });
       return [] {};
     }
-    auto op = std::make_shared<Op>();
-    asio::co_spawn(io_, async_push(std::move(*options), std::move(progress)),
-                   asio::bind_cancellation_slot(
-                       op->signal.slot(), [op, done = std::move(done)](std::exception_ptr ep, Result<PushOutcome> r) {
-                         op->finished = true;
-                         if (ep) {
-                           done(tl::unexpected(exception_to_error(ep)));
-                           return;
-                         }
-                         if (!r) {
-                           done(tl::unexpected(r.error()));
-                           return;
-                         }
-                         Outcome out;
-                         out.unchanged = r->unchanged;
-                         out.bytes_sent = r->bytes_sent;
-                         out.resume_offset = r->resume_offset;
-                         out.device_id = r->device.id;
-                         done(out);
-                       }));
-    return [op] {
-      if (!op->finished) op->signal.emit(asio::cancellation_type::terminal);
-    };
+    return spawn_transfer(
+        io_, async_push(std::move(*options), std::move(progress)),
+        [](const PushOutcome& r) {
+          Outcome out;
+          out.unchanged = r.unchanged;
+          out.bytes_sent = r.bytes_sent;
+          out.resume_offset = r.resume_offset;
+          out.device_id = r.device.id;
+          return out;
+        },
+        std::move(done));
   }
 
   void probe(std::string address, std::string key, std::function<void(ProbeResult)> done) override {
@@ -199,9 +215,55 @@ class OtterChannel final : public DeviceChannel {
     return o;
   }
 
+  /// A stock device (arduino-ota, webrepl, legacy) through its adapter.
+  std::function<void()> push_stock(Transfer t, Progress progress, Done done) {
+    auto request = to_request(t);
+    if (!request) {
+      asio::post(io_, [done = std::move(done), e = request.error()] { done(tl::unexpected(e)); });
+      return [] {};
+    }
+    auto protocol = *adapters::parse_protocol(t.protocol);
+    return spawn_transfer(
+        io_, adapters::async_push(protocol, std::move(*request), std::move(progress)),
+        [](const adapters::Outcome& r) {
+          Outcome out;
+          out.bytes_sent = r.bytes_sent;
+          return out;
+        },
+        std::move(done));
+  }
+
+  Result<adapters::Request> to_request(const Transfer& t) const {
+    auto protocol = adapters::parse_protocol(t.protocol);
+    if (!protocol) return tl::unexpected(protocol.error());
+    auto ep = parse_address(t.address);
+    if (!ep) return tl::unexpected(ep.error());
+    adapters::Request r;
+    r.host = ep->host;
+    r.port = ep->explicit_port ? ep->port : adapters::default_port(*protocol);
+    r.path = t.local_path;
+    r.name = t.name;
+    if (*protocol == adapters::Protocol::arduino_ota) {
+      // ArduinoOTA updates images: the app partition, or with kind "filesystem" the data partition.
+      r.payload = t.kind == "filesystem" ? adapters::Payload::filesystem : adapters::Payload::firmware;
+      r.callback_host = advertise_address_;
+    } else {
+      if (t.kind != "file")
+        return make_error(ErrorCode::unsupported_kind,
+                          fmt::format("a {} device takes files only, not kind \"{}\"", t.protocol, t.kind));
+      r.payload = adapters::Payload::file;
+    }
+    r.password = t.key;
+    r.verify = *protocol == adapters::Protocol::webrepl;  // WebREPL has no checksum: read the file back
+    r.connect_timeout = connect_timeout_;
+    r.idle_timeout = idle_timeout_;
+    return r;
+  }
+
   asio::io_context& io_;
   std::chrono::milliseconds connect_timeout_;
   std::chrono::milliseconds idle_timeout_;
+  std::string advertise_address_;
 };
 
 }  // namespace

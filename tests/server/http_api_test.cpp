@@ -203,10 +203,29 @@ TEST_F(Api, DeviceValidation) {
     EXPECT_EQ(r.status, 400) << bad;
     EXPECT_NE(r.message().find("address"), std::string::npos) << r.body;
   }
-  auto r = code(with("protocol", "webrepl"));
+  // Stock devices (issue 7): the key is the protocol's secret — WebREPL's password (4..9 characters), ArduinoOTA's
+  // optional password, nothing for the original receiver.
+  auto r = code(with("protocol", "webrepl"));  // an otter-sized key is no WebREPL password
   EXPECT_EQ(r.status, 400);
-  EXPECT_NE(r.message().find("not supported yet"), std::string::npos) << r.body;
-  EXPECT_EQ(code(with("protocol", "ftp")).status, 400);
+  EXPECT_NE(r.message().find("4 to 9 characters"), std::string::npos) << r.body;
+  json wr = with("protocol", "webrepl");
+  wr["name"] = "wr";
+  wr["key"] = "secret1";
+  EXPECT_EQ(code(wr).status, 201);
+  wr.erase("key");
+  wr["name"] = "wr2";
+  EXPECT_EQ(code(wr).status, 400);  // WebREPL always has a password
+  for (const char* p : {"arduino-ota", "legacy"}) {
+    json b = without("key");
+    b["name"] = std::string("no-key-") + p;
+    b["protocol"] = p;
+    EXPECT_EQ(code(b).status, 201) << p;
+  }
+  r = code(with("protocol", "ftp"));
+  EXPECT_EQ(r.status, 400);
+  EXPECT_NE(r.message().find("otter, arduino-ota, webrepl or legacy"), std::string::npos) << r.body;
+  EXPECT_EQ(client().patch("/api/v1/devices/no-key-legacy", {{"protocol", "otter"}}).status, 400)
+      << "an otter device needs a pre-shared key";
   EXPECT_EQ(code(with("key", "short")).status, 400);
   EXPECT_EQ(code(without("key")).status, 400);
   EXPECT_EQ(code(without("address")).status, 400);

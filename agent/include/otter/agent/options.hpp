@@ -32,6 +32,13 @@ struct Options {
   /// --threads N: event-loop threads the devices are spread over (0 = automatic: 1 for one device, else
   /// min(devices, 8)). A commit waits for fsync; with many simulated devices other threads keep serving meanwhile.
   std::size_t threads = 0;
+  /// --mode: "otter" (the otter device), or a faithful simulator of a stock device for the adapters (issue 7):
+  /// "arduino-ota" (ArduinoOTA of arduino-esp32), "webrepl" (MicroPython WebREPL), "legacy" (the original receiver).
+  std::string mode = "otter";
+  std::string password_file;  ///< --password-file: the simulated device's password (arduino-ota, webrepl)
+  /// --ota-auth (arduino-ota): "sha256" = the PBKDF2-SHA256 scheme of arduino-esp32 >= 3.3.1 (64-char nonce), "md5"
+  /// = the MD5 scheme of <= 3.3.0 (32-char nonce), "sha256-md5hash" = >= 3.3.1 given an MD5 hash (setPasswordHash).
+  std::string ota_auth = "sha256";
 };
 
 /// One simulated device's identity and place, derived from Options.

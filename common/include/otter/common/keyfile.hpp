@@ -16,11 +16,14 @@ constexpr std::size_t kMinKeySize = 16;
 constexpr std::size_t kMaxKeyFileSize = 64 * 1024;
 
 /// Extracts the secret from a key file's content. CONFIG if it is empty, spans several lines, or is shorter than
-/// kMinKeySize bytes. `origin` (the file name) is used in messages; the secret itself never is.
-Result<std::string> parse_key(std::string_view content, std::string_view origin);
+/// `min_size` bytes. `origin` (the file name) is used in messages; the secret itself never is.
+Result<std::string> parse_key(std::string_view content, std::string_view origin, std::size_t min_size = kMinKeySize);
 
 /// Reads and parses a key file. NOT_FOUND if it does not exist; CONFIG if it cannot be read, is not a regular file,
 /// is too large, or parse_key refuses its content.
-Result<std::string> read_key_file(const std::string& path);
+Result<std::string> read_key_file(const std::string& path, std::size_t min_size = kMinKeySize);
+
+/// A password file of a stock device (ArduinoOTA, WebREPL): read_key_file's rules without the 16-byte minimum.
+inline Result<std::string> read_password_file(const std::string& path) { return read_key_file(path, 1); }
 
 }  // namespace otter

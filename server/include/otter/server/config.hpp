@@ -15,11 +15,14 @@ struct ServerConfig {
   std::string listen_host = "127.0.0.1";
   std::uint16_t listen_port = 8080;
   std::string data_dir = "./otter-data";
-  std::string artifacts_dir;                  ///< default DATA/artifacts
-  std::vector<std::string> cors_origins;      ///< exact origins, e.g. "http://127.0.0.1:5500"
-  std::string token_file;                     ///< file holding the API token (one line)
-  std::string token;                          ///< loaded from token_file (or generated when required)
-  std::string default_device;                 ///< for POST /api/upload without "device"
+  std::string artifacts_dir;              ///< default DATA/artifacts
+  std::vector<std::string> cors_origins;  ///< exact origins, e.g. "http://127.0.0.1:5500"
+  std::string token_file;                 ///< file holding the API token (one line)
+  std::string token;                      ///< loaded from token_file (or generated when required)
+  std::string default_device;             ///< for POST /api/upload without "device"
+  /// arduino-ota devices connect back to the server: the address they reach it at (empty: the server's own address
+  /// on the route to the device, which is wrong behind NAT or a port forward).
+  std::string advertise_address;
   unsigned concurrency = 64;                  ///< simultaneous device transfers
   unsigned retries = 3;                       ///< retries per device after the first attempt
   std::chrono::milliseconds retry_base{500};  ///< first backoff; doubles, with jitter

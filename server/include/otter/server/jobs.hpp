@@ -66,7 +66,7 @@ struct JobRequest {
   std::vector<std::string> devices;  ///< device names; or
   std::optional<std::string> tag;    ///< every device with this tag
   std::string as_name;               ///< name on the device; default: the artifact's file name
-  std::string kind = "file";         ///< "file" | "firmware"
+  std::string kind = "file";         ///< "file" | "firmware" | "filesystem" (arduino-ota: a data-partition image)
   bool reboot = false;
   std::string origin = "api";
 };
@@ -89,8 +89,9 @@ class DeviceChannel {
  public:
   virtual ~DeviceChannel() = default;
   struct Transfer {
-    std::string address;  ///< host:port
-    std::string key;
+    std::string address;             ///< host:port
+    std::string protocol = "otter";  ///< the device's: otter | arduino-ota | webrepl | legacy (adapters.hpp)
+    std::string key;                 ///< otter: the pre-shared key; arduino-ota / webrepl: the password
     std::string local_path;
     std::string sha256_hex;
     std::uint64_t size = 0;
