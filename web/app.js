@@ -328,6 +328,26 @@ async function probe(name) {
   }
 }
 
+// The device's secret depends on its protocol (docs/adapters.md): otter's pre-shared key, a WebREPL password, an
+// optional ArduinoOTA password, none for the original receiver.
+const KEY_RULES = {
+  otter: { min: 16, max: 1024, required: true, hint: 'pre-shared key (16+ characters)' },
+  webrepl: { min: 4, max: 9, required: true, hint: 'WebREPL password (4 to 9 characters)' },
+  'arduino-ota': { min: 0, max: 1024, required: false, hint: 'ArduinoOTA password (if it has one)' },
+  legacy: { min: 0, max: 0, required: false, hint: 'none: the original receiver has no password' },
+};
+
+function applyKeyRule() {
+  const f = $('#device-form');
+  const rule = KEY_RULES[f.protocol.value] || KEY_RULES.otter;
+  f.key.maxLength = 1024;  // widen first: minLength may never exceed maxLength
+  f.key.minLength = rule.min;
+  f.key.maxLength = rule.max || 1;
+  f.key.disabled = rule.max === 0;
+  if (rule.max === 0) f.key.value = '';
+  f.key.placeholder = editing && rule.max !== 0 ? 'leave empty to keep the current key' : rule.hint;
+}
+
 let editing = null;
 function editDevice(d) {
   editing = d.name;
@@ -337,7 +357,7 @@ function editDevice(d) {
   f.address.value = d.address;
   f.protocol.value = d.protocol;
   f.key.value = '';
-  f.key.placeholder = 'leave empty to keep the current key';
+  applyKeyRule();
   f.tags.value = (d.tags || []).join(', ');
   $('#device-form-h').textContent = `Edit ${d.name}`;
   $('#device-save').textContent = 'Save';
@@ -350,7 +370,7 @@ function resetDeviceForm() {
   const f = $('#device-form');
   f.reset();
   f.name.readOnly = false;
-  f.key.placeholder = 'pre-shared key (16+ characters)';
+  applyKeyRule();
   $('#device-form-h').textContent = 'Add a device';
   $('#device-save').textContent = 'Add device';
   $('#device-cancel').hidden = true;
@@ -370,7 +390,8 @@ async function saveDevice(ev) {
     if (editing) {
       await api('PATCH', `/api/v1/devices/${encodeURIComponent(editing)}`, body);
     } else {
-      if (!body.key) throw new Error('the key is required (16+ characters)');
+      const rule = KEY_RULES[body.protocol] || KEY_RULES.otter;
+      if (!body.key && rule.required) throw new Error(`the key is required: ${rule.hint}`);
       await api('POST', '/api/v1/devices', { name: f.name.value.trim(), ...body });
     }
     resetDeviceForm();
@@ -602,6 +623,7 @@ function init() {
   $('#upload-form').addEventListener('submit', submitOriginal);
   $('#device-form').addEventListener('submit', saveDevice);
   $('#device-cancel').addEventListener('click', resetDeviceForm);
+  $('#device-form').protocol.addEventListener('change', applyKeyRule);
   $('#deploy-form').addEventListener('submit', startDeploy);
   $('#live-cancel').addEventListener('click', cancelLive);
   $('#jobs-more').addEventListener('click', () => loadJobs(false));

@@ -339,6 +339,53 @@ test('devices_crud', async () => {
   await server.proc.stop();
 });
 
+test('stock_devices', async () => {
+  // Devices without otter firmware (docs/adapters.md): the key field follows the protocol, and a job reaches them.
+  const dir = tempDir();
+  const server = await startServer(dir);
+  const legacyRoot = path.join(dir, 'legacy');
+  const legacy = new Proc([path.join(BIN, 'otter-agent'), '--mode', 'legacy', '--listen', '127.0.0.1:0', '--root',
+    legacyRoot, '--name', 'old-1'], 'legacy simulator');
+  const legacyAddr = (await legacy.waitFor(/listening on (127\.0\.0\.1:\d+)/))[1];
+  fs.writeFileSync(path.join(dir, 'wr.pw'), 's3cret!\n', { mode: 0o600 });
+  const replRoot = path.join(dir, 'webrepl');
+  const repl = new Proc([path.join(BIN, 'otter-agent'), '--mode', 'webrepl', '--listen', '127.0.0.1:0', '--root',
+    replRoot, '--name', 'mp-1', '--password-file', path.join(dir, 'wr.pw')], 'webrepl simulator');
+  const replAddr = (await repl.waitFor(/listening on (127\.0\.0\.1:\d+)/))[1];
+  await withBrowser(async (page) => {
+    await open(page, server, 'devices');
+    await page.fill('#device-form input[name=name]', 'old-1');
+    await page.fill('#device-form input[name=address]', legacyAddr);
+    await page.selectOption('#device-form select[name=protocol]', 'legacy');
+    assert(await page.isDisabled('#device-form input[name=key]'), 'the original receiver has no key');
+    await page.click('#device-save');
+    await page.waitForSelector('tr[data-device="old-1"]');
+
+    await page.fill('#device-form input[name=name]', 'mp-1');
+    await page.fill('#device-form input[name=address]', replAddr);
+    await page.selectOption('#device-form select[name=protocol]', 'webrepl');
+    assert((await page.getAttribute('#device-form input[name=key]', 'placeholder')).includes('WebREPL password'));
+    await page.fill('#device-form input[name=key]', 's3cret!');  // 7 characters: a valid WebREPL password
+    await page.click('#device-save');
+    await page.waitForSelector('tr[data-device="mp-1"]');
+    assert((await page.textContent('tr[data-device="mp-1"]')).includes('webrepl'), 'protocol shown');
+  });
+  fs.writeFileSync(path.join(server.root, 'hello.txt'), 'hello, stock devices\n');
+  const job = await apiCall(server, 'POST', '/api/v1/jobs', { artifact: 'hello.txt', devices: ['old-1', 'mp-1'] });
+  assert(job.status === 201, JSON.stringify(job.data));
+  let state = '';
+  for (let i = 0; i < 600 && !['succeeded', 'failed', 'canceled'].includes(state); i++) {
+    await new Promise((r) => setTimeout(r, 50));  // poll interval; the loop re-checks the job
+    state = (await apiCall(server, 'GET', `/api/v1/jobs/${job.data.id}`)).data.state;
+  }
+  assert(state === 'succeeded', `job ${state}`);
+  assert(fs.readFileSync(path.join(legacyRoot, 'hello.txt'), 'utf8') === 'hello, stock devices\n');
+  assert(fs.readFileSync(path.join(replRoot, 'hello.txt'), 'utf8') === 'hello, stock devices\n');
+  await legacy.stop();
+  await repl.stop();
+  await server.proc.stop();
+});
+
 test('token_asked_once', async () => {
   const dir = tempDir();
   const token = 's3cret-token-0123456789';
