@@ -1,6 +1,8 @@
 // otter-rawcopy — the baseline for the loopback benchmark: the least work any correct transfer must do.
 // A sender thread reads FILE and writes it to a loopback TCP socket; a receiver thread reads the socket, hashes
 // every byte with SHA-256, writes it to OUT and fsyncs it. Prints seconds, bytes and the SHA-256 as JSON.
+// --port P makes the receiver listen on 127.0.0.1:P, --connect Q the sender connect to 127.0.0.1:Q instead of the
+// receiver: with a link emulator on Q forwarding to P (scripts/bench), the copy crosses the emulated link.
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -60,16 +62,23 @@ int main(int argc, char** argv) {
   app.add_option("file", file, "file to send")->required()->check(CLI::ExistingFile);
   app.add_option("out", out, "where the receiver writes")->required();
   app.add_option("--block", block, "read/write block size");
+  std::uint16_t listen_port = 0;
+  std::uint16_t connect_port = 0;
+  app.add_option("--port", listen_port, "receiver's port on 127.0.0.1 (default: ephemeral)");
+  app.add_option("--connect", connect_port, "port on 127.0.0.1 the sender connects to (default: the receiver's)");
   CLI11_PARSE(app, argc, argv);
 
   const int ls = ::socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = htons(listen_port);
+  const int one = 1;
+  ::setsockopt(ls, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
   if (::bind(ls, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || ::listen(ls, 1) != 0) die("listen");
   socklen_t len = sizeof addr;
   ::getsockname(ls, reinterpret_cast<sockaddr*>(&addr), &len);
-  const std::uint16_t port = ntohs(addr.sin_port);
+  const std::uint16_t port = connect_port != 0 ? connect_port : ntohs(addr.sin_port);
 
   const auto t0 = std::chrono::steady_clock::now();
   std::thread sender([&] { send_file(file, port, block); });

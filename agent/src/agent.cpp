@@ -49,7 +49,7 @@ using asio::ip::tcp;
 using Clock = std::chrono::steady_clock;
 constexpr auto use_nothrow = asio::as_tuple(asio::use_awaitable);
 
-constexpr std::size_t kReadBuffer = 64 * 1024;
+constexpr std::size_t kReadBuffer = std::size_t{64} * 1024;
 /// How long a finished session keeps reading (and discarding) after its last frame, so that closing does not reset
 /// the connection under the peer before it has read that frame.
 constexpr std::uint64_t kLingerMs = 1000;
@@ -324,7 +324,7 @@ awaitable<bool> Session::flush() {
 }
 
 awaitable<std::size_t> Session::throttle() {
-  const double rate = static_cast<double>(agent_.opts.rate);
+  const auto rate = static_cast<double>(agent_.opts.rate);
   for (;;) {
     const auto now = Clock::now();
     tokens_ = std::min(burst_, tokens_ + std::chrono::duration<double>(now - refilled_).count() * rate);

@@ -80,7 +80,9 @@ int run(int argc, char** argv) {
       ->type_name("FILE");
   push_cmd->add_flag("--verify", push.verify, "webrepl: read the file back afterwards and compare (no checksum)");
   push_cmd->add_flag("--force", push.force,
-                     "legacy: send even when name + newline + content exceed the receiver's single 1024-byte read");
+                     "legacy: send even when name + newline + content exceed the receiver's single 1024-byte read; "
+                     "arduino-ota: send a firmware image that does not start with 0xE9 (encrypted for "
+                     "Update.setupCrypt)");
   push_cmd
       ->add_option("--callback", push.callback,
                    "arduino-ota: the address (and port) the device connects back to (default: this host's "

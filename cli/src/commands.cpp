@@ -53,7 +53,7 @@ Result<T> run_interruptible(asio::awaitable<Result<T>> op) {
     cancel.emit(asio::cancellation_type::terminal);
   });
   asio::co_spawn(io, std::move(op),
-                 asio::bind_cancellation_slot(cancel.slot(), [&](std::exception_ptr e, Result<T> r) {
+                 asio::bind_cancellation_slot(cancel.slot(), [&](const std::exception_ptr& e, Result<T> r) {
                    result = e ? Result<T>(make_error(ErrorCode::internal, "unexpected exception")) : std::move(r);
                    boost::system::error_code ignored;
                    signals.cancel(ignored);
@@ -158,7 +158,8 @@ int run_adapter_push(const PushArgs& a) {
     r.callback_port = cb->port;
   }
   if (a.verify && *protocol != adapters::Protocol::webrepl) return usage("--verify is for --protocol webrepl");
-  if (a.force && *protocol != adapters::Protocol::legacy) return usage("--force is for --protocol legacy");
+  if (a.force && *protocol != adapters::Protocol::legacy && *protocol != adapters::Protocol::arduino_ota)
+    return usage("--force is for --protocol legacy or arduino-ota");
   r.verify = a.verify;
   r.force = a.force;
   r.connect_timeout = to_ms(c.connect_timeout);

@@ -64,7 +64,7 @@ void ProgressBar::write_line(const std::string& line) {
 std::string ProgressBar::render(const std::string& label, std::uint64_t done, std::uint64_t total, std::uint64_t base,
                                 double elapsed_seconds, std::size_t width) {
   const double fraction = total == 0 ? 1.0 : std::min(1.0, static_cast<double>(done) / static_cast<double>(total));
-  const double moved = static_cast<double>(done > base ? done - base : 0);
+  const auto moved = static_cast<double>(done > base ? done - base : 0);
   const double rate = elapsed_seconds > 0.05 ? moved / elapsed_seconds : -1.0;
   const double eta = rate > 0 ? static_cast<double>(total > done ? total - done : 0) / rate : -1.0;
   // Fixed-width fields keep the bar from jittering; the percentage is floored (100% only when done).

@@ -1,6 +1,12 @@
 // otter host networking helpers (see net.hpp).
 #include "net.hpp"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <cstring>
+
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 #include <boost/asio/as_tuple.hpp>
@@ -14,7 +20,9 @@
 
 namespace otter::net {
 
-std::string seconds_text(std::chrono::milliseconds d) { return fmt::format("{:g} s", d.count() / 1000.0); }
+std::string seconds_text(std::chrono::milliseconds d) {
+  return fmt::format("{:g} s", std::chrono::duration<double>(d).count());
+}
 
 namespace {
 
@@ -73,6 +81,41 @@ asio::awaitable<Result<void>> connect_to(tcp::socket& sock, const std::string& h
   error_code ignored;
   sock.set_option(tcp::no_delay(true), ignored);  // every write is a whole batch: Nagle would only add latency
   co_return Result<void>{};
+}
+
+asio::awaitable<bool> idle_expired(const std::chrono::steady_clock::time_point& last_activity,
+                                   std::chrono::milliseconds idle) {
+  asio::steady_timer timer(co_await asio::this_coro::executor);
+  for (;;) {
+    timer.expires_at(last_activity + idle);
+    auto [ec] = co_await timer.async_wait(kUse);
+    if (ec) co_return false;
+    if (std::chrono::steady_clock::now() >= last_activity + idle) co_return true;
+  }
+}
+
+Result<InputFile> open_input_file(const std::string& path) {
+  InputFile in{UniqueFd(::open(path.c_str(), O_RDONLY | O_CLOEXEC)), 0};
+  if (in.fd.get() < 0) {
+    const int err = errno;
+    return make_error(err == ENOENT ? ErrorCode::not_found : ErrorCode::io,
+                      fmt::format("{}: {}", path, std::strerror(err)));
+  }
+  struct stat st {};
+  if (::fstat(in.fd.get(), &st) != 0)
+    return make_error(ErrorCode::io, fmt::format("{}: {}", path, std::strerror(errno)));
+  if (!S_ISREG(st.st_mode))
+    return make_error(ErrorCode::invalid_argument, fmt::format("{} is not a regular file", path));
+  in.size = static_cast<std::uint64_t>(st.st_size);
+  return in;
+}
+
+Error exception_error(const std::exception& e) {
+  if (const auto* se = dynamic_cast<const boost::system::system_error*>(&e);
+      se != nullptr && se->code() == asio::error::operation_aborted) {
+    return Error(ErrorCode::canceled, "transfer canceled");
+  }
+  return Error(ErrorCode::internal, fmt::format("unexpected exception: {}", e.what()));
 }
 
 }  // namespace otter::net

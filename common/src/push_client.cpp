@@ -57,7 +57,7 @@ using namespace asio::experimental::awaitable_operators;
 constexpr auto kUse = asio::as_tuple(asio::use_awaitable);
 
 /// DATA payload bytes gathered into one async_write (one pread, one sendmsg).
-constexpr std::size_t kBatchBytes = 256 * 1024;
+constexpr std::size_t kBatchBytes = std::size_t{256} * 1024;
 /// asio hands at most 64 buffers to one sendmsg: header + content per frame.
 constexpr std::size_t kMaxFramesPerBatch = 32;
 /// Send buffer: several batches in flight in the kernel.
@@ -70,8 +70,6 @@ std::uint64_t now_ms() {
       std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
           .count());
 }
-
-using net::seconds_text;
 
 /// net::connect_to, plus a send buffer deep enough for several batches in flight.
 asio::awaitable<Result<void>> connect_to(tcp::socket& sock, const std::string& host, std::uint16_t port,
@@ -452,7 +450,7 @@ template <class T>
 Result<T> run_blocking(asio::awaitable<Result<T>> op) {
   asio::io_context io(1);
   std::optional<Result<T>> result;
-  asio::co_spawn(io, std::move(op), [&](std::exception_ptr e, Result<T> r) {
+  asio::co_spawn(io, std::move(op), [&](const std::exception_ptr& e, Result<T> r) {
     if (e) {
       try {
         std::rethrow_exception(e);

@@ -145,7 +145,7 @@ void Pusher::on_header() {
 
 void Pusher::handle_frame() {
   const ByteView payload(in_ + kFrameHeaderSize, in_len_ - kFrameHeaderSize);
-  const FrameType type = static_cast<FrameType>(in_[0]);
+  const auto type = static_cast<FrameType>(in_[0]);
   if (type == FrameType::error) {
     const Result<ErrorMsg> e = decode_error(payload);
     if (!e) {

@@ -64,7 +64,7 @@ Result<std::string> choose_device(const ApiContext& ctx, const std::optional<std
                     fmt::format("several devices are registered: choose one with \"device\" (one of: {})", names));
 }
 
-void original_upload(const ApiContext& ctx, http::Request& req, http::Responder res) {
+void original_upload(const ApiContext& ctx, http::Request& req, const http::Responder& res) {
   auto body = parse_object(req);
   if (!body) return res.reply(http::Response::error(body.error()));
   auto file_path = get_string(*body, "filePath");
@@ -100,7 +100,7 @@ void original_upload(const ApiContext& ctx, http::Request& req, http::Responder 
       });
 }
 
-void events_stream(const ApiContext& ctx, http::Responder res) {
+void events_stream(const ApiContext& ctx, const http::Responder& res) {
   auto sink = res.stream();
   if (!sink) return;
   EventBus* bus = ctx.events;
@@ -268,7 +268,7 @@ void register_routes(http::Router& router, const ApiContext& ctx) {
   for (const auto& asset : generated::kWebAssets) {
     const std::string path = asset.path == "index.html" ? "/" : "/" + std::string(asset.path);
     const std::string type = api::content_type_for(asset.path);
-    router.add("GET", path, [asset, type](Request&, Responder res) {
+    router.add("GET", path, [asset, type](Request&, const Responder& res) {
       Response r;
       r.body = std::string(asset.text());
       r.content_type = type;
@@ -285,8 +285,8 @@ void register_routes(http::Router& router, const ApiContext& ctx) {
     });
   }
   router.add("GET", "/healthz",
-             [](Request&, Responder res) { res.reply(Response::json(200, R"({"status":"ok"})")); });
-  router.add("GET", "/metrics", [ctx](Request&, Responder res) {
+             [](Request&, const Responder& res) { res.reply(Response::json(200, R"({"status":"ok"})")); });
+  router.add("GET", "/metrics", [ctx](Request&, const Responder& res) {
     auto unfinished = ctx.store->unfinished_jobs();
     auto devices = ctx.store->list_devices();
     Response r;
@@ -296,7 +296,7 @@ void register_routes(http::Router& router, const ApiContext& ctx) {
     res.reply(std::move(r));
   });
   router.add("GET", "/api/v1/openapi.json",
-             [](Request&, Responder res) { res.reply(Response::json(200, std::string(openapi_document()))); });
+             [](Request&, const Responder& res) { res.reply(Response::json(200, std::string(openapi_document()))); });
   router.add("POST", "/api/upload",
              [ctx](Request& req, Responder res) { api::original_upload(ctx, req, std::move(res)); });
   router.add("GET", "/api/v1/events", [ctx](Request&, Responder res) { api::events_stream(ctx, std::move(res)); });

@@ -118,7 +118,7 @@ Result<ArtifactInfo> store_multipart(ArtifactStore& store, const std::string& co
   }
   if (name.empty())
     return make_error(ErrorCode::invalid_argument,
-                      "no artifact name: add a \"name\" field, ?name=..., or a file name to the \"file\" field");
+                      R"(no artifact name: add a "name" field, ?name=..., or a file name to the "file" field)");
   return store_range(store, name, spool, file->offset, file->size);
 }
 
@@ -135,7 +135,7 @@ std::string encode_path(std::string_view name) {
   return out;
 }
 
-void audit(const ApiContext& ctx, const std::string& type, const std::string& message, json data) {
+void audit(const ApiContext& ctx, const std::string& type, const std::string& message, const json& data) {
   EventRecord e;
   e.ts = now_rfc3339();
   e.type = type;
@@ -146,7 +146,8 @@ void audit(const ApiContext& ctx, const std::string& type, const std::string& me
 
 /// Stores the spooled body as an artifact: `path_name` for PUT /api/v1/artifacts/{name...}, otherwise multipart
 /// (Content-Type multipart/form-data) or raw with ?name=.
-void upload(const ApiContext& ctx, http::Request& req, http::Responder res, std::optional<std::string> path_name) {
+void upload(const ApiContext& ctx, http::Request& req, const http::Responder& res,
+            const std::optional<std::string>& path_name) {
   const std::string spool = req.body_file;
   const std::string content_type = req.header("Content-Type").value_or("");
   std::optional<std::string> query_name;
@@ -188,7 +189,7 @@ void register_artifacts(http::Router& router, const ApiContext& ctx) {
   using http::Responder;
   using http::Response;
 
-  router.add("GET", "/api/v1/artifacts", [ctx](Request&, Responder res) {
+  router.add("GET", "/api/v1/artifacts", [ctx](Request&, const Responder& res) {
     auto result = std::make_shared<Result<std::vector<ArtifactInfo>>>(make_error(ErrorCode::internal, "not listed"));
     offload(
         ctx, [ctx, result] { *result = ctx.artifacts->list(); },
@@ -207,7 +208,7 @@ void register_artifacts(http::Router& router, const ApiContext& ctx) {
       "PUT", "/api/v1/artifacts/{name...}",
       [ctx](Request& req, Responder res) { upload(ctx, req, std::move(res), req.params.at("name")); },
       http::BodyMode::spooled);
-  router.add("GET", "/api/v1/artifacts/{name...}", [ctx](Request& req, Responder res) {
+  router.add("GET", "/api/v1/artifacts/{name...}", [ctx](Request& req, const Responder& res) {
     const std::string name = req.params.at("name");
     auto result = std::make_shared<Result<ArtifactInfo>>(make_error(ErrorCode::internal, "not resolved"));
     offload(
@@ -217,7 +218,7 @@ void register_artifacts(http::Router& router, const ApiContext& ctx) {
           res.reply(json_response(200, artifact_json(**result)));
         });
   });
-  router.add("DELETE", "/api/v1/artifacts/{name...}", [ctx](Request& req, Responder res) {
+  router.add("DELETE", "/api/v1/artifacts/{name...}", [ctx](Request& req, const Responder& res) {
     const std::string name = req.params.at("name");
     auto resolved = ctx.artifacts->resolve(name);
     if (!resolved) return res.reply(Response::error(resolved.error()));

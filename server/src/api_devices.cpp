@@ -93,7 +93,7 @@ Result<void> apply_fields(const json& body, DeviceRecord& d, bool creating, bool
     // The protocol changed and the stored key stays: it must suit the new protocol.
     if (auto ok = validate_key(d.protocol, d.key); !ok)
       return make_error(ErrorCode::invalid_argument,
-                        "changing \"protocol\" needs a \"key\" that suits it: " + ok.error().message);
+                        R"(changing "protocol" needs a "key" that suits it: )" + ok.error().message);
   }
   if (*tags) {
     auto t = validate_tags(std::move(**tags));
@@ -210,7 +210,7 @@ void register_devices(http::Router& router, const ApiContext& ctx) {
   // The list is what a console polls and what a fleet dashboard hammers: its serialised form is cached per tag
   // filter until a device changes (Store::devices_version), and answered with an ETag (304 on If-None-Match).
   auto cache = std::make_shared<ListCache>();
-  router.add("GET", "/api/v1/devices", [ctx, cache](Request& req, Responder res) {
+  router.add("GET", "/api/v1/devices", [ctx, cache](Request& req, const Responder& res) {
     const auto tag_it = req.query.find("tag");
     const std::string tag = tag_it == req.query.end() ? std::string() : tag_it->second;
     const bool filtered = tag_it != req.query.end();
@@ -252,18 +252,18 @@ void register_devices(http::Router& router, const ApiContext& ctx) {
     r.headers.emplace_back("Cache-Control", "no-cache");
     res.reply(std::move(r));
   });
-  router.add("POST", "/api/v1/devices", [ctx](Request& req, Responder res) { create_device(ctx, req, res); });
-  router.add("GET", "/api/v1/devices/{name}", [ctx](Request& req, Responder res) {
+  router.add("POST", "/api/v1/devices", [ctx](Request& req, const Responder& res) { create_device(ctx, req, res); });
+  router.add("GET", "/api/v1/devices/{name}", [ctx](Request& req, const Responder& res) {
     const auto& name = req.params.at("name");
     auto d = registered_device(ctx, name);
     if (!d) return res.reply(Response::error(d.error()));
     res.reply(json_response(200, device_json(*d)));
   });
   router.add("PATCH", "/api/v1/devices/{name}",
-             [ctx](Request& req, Responder res) { update_device(ctx, req, res, false); });
+             [ctx](Request& req, const Responder& res) { update_device(ctx, req, res, false); });
   router.add("PUT", "/api/v1/devices/{name}",
-             [ctx](Request& req, Responder res) { update_device(ctx, req, res, true); });
-  router.add("DELETE", "/api/v1/devices/{name}", [ctx](Request& req, Responder res) {
+             [ctx](Request& req, const Responder& res) { update_device(ctx, req, res, true); });
+  router.add("DELETE", "/api/v1/devices/{name}", [ctx](Request& req, const Responder& res) {
     const auto& name = req.params.at("name");
     auto d = registered_device(ctx, name);
     if (!d) return res.reply(Response::error(d.error()));
@@ -272,7 +272,7 @@ void register_devices(http::Router& router, const ApiContext& ctx) {
     audit(ctx, "device.deleted", name, fmt::format("device {} removed", name));
     res.reply(no_content());
   });
-  router.add("POST", "/api/v1/devices/{name}/probe", [ctx](Request& req, Responder res) {
+  router.add("POST", "/api/v1/devices/{name}/probe", [ctx](Request& req, const Responder& res) {
     const std::string name = req.params.at("name");
     auto d = registered_device(ctx, name);
     if (!d) return res.reply(Response::error(d.error()));

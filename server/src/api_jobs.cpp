@@ -36,8 +36,7 @@ Result<JobRequest> job_request(const json& body) {
   if (!devices) return tl::unexpected(devices.error());
   auto tag = get_string(body, "tag");
   if (!tag) return tl::unexpected(tag.error());
-  if (*devices && *tag)
-    return make_error(ErrorCode::invalid_argument, "give either \"devices\" or \"tag\", not both");
+  if (*devices && *tag) return make_error(ErrorCode::invalid_argument, R"(give either "devices" or "tag", not both)");
   if (*devices) {
     if ((*devices)->empty()) return make_error(ErrorCode::invalid_argument, "\"devices\" is empty");
     if ((*devices)->size() > kMaxDevicesPerJob)
@@ -50,7 +49,7 @@ Result<JobRequest> job_request(const json& body) {
     if (auto ok = validate_device_name(**tag, "tag"); !ok) return tl::unexpected(ok.error());
     jr.tag = **tag;
   } else {
-    return make_error(ErrorCode::invalid_argument, "name the targets: \"devices\": [...] or \"tag\": \"...\"");
+    return make_error(ErrorCode::invalid_argument, R"(name the targets: "devices": [...] or "tag": "...")");
   }
   auto as = get_string(body, "as");
   if (!as) return tl::unexpected(as.error());
@@ -64,7 +63,7 @@ Result<JobRequest> job_request(const json& body) {
   if (*kind) {
     if (**kind != "file" && **kind != "firmware" && **kind != "filesystem")
       return make_error(ErrorCode::invalid_argument,
-                        "\"kind\" must be \"file\", \"firmware\" or \"filesystem\" (arduino-ota devices only)");
+                        R"("kind" must be "file", "firmware" or "filesystem" (arduino-ota devices only))");
     jr.kind = **kind;
   }
   auto reboot = get_bool(body, "reboot");
@@ -81,7 +80,7 @@ void register_jobs(http::Router& router, const ApiContext& ctx) {
   using http::Responder;
   using http::Response;
 
-  router.add("POST", "/api/v1/jobs", [ctx](Request& req, Responder res) {
+  router.add("POST", "/api/v1/jobs", [ctx](Request& req, const Responder& res) {
     auto body = parse_object(req);
     if (!body) return res.reply(Response::error(body.error()));
     auto jr = job_request(*body);
@@ -101,7 +100,7 @@ void register_jobs(http::Router& router, const ApiContext& ctx) {
           res.reply(std::move(r));
         });
   });
-  router.add("GET", "/api/v1/jobs", [ctx](Request& req, Responder res) {
+  router.add("GET", "/api/v1/jobs", [ctx](Request& req, const Responder& res) {
     auto limit = query_int(req, "limit", kDefaultPage, 1, kMaxPage);
     if (!limit) return res.reply(Response::error(limit.error()));
     auto before = query_int(req, "before", 0, 0, std::numeric_limits<std::int64_t>::max());
@@ -115,7 +114,7 @@ void register_jobs(http::Router& router, const ApiContext& ctx) {
       next = jobs->back().id;
     res.reply(json_response(200, {{"jobs", list}, {"next", next}}));
   });
-  router.add("GET", "/api/v1/jobs/{id}", [ctx](Request& req, Responder res) {
+  router.add("GET", "/api/v1/jobs/{id}", [ctx](Request& req, const Responder& res) {
     auto id = parse_id(req.params.at("id"));
     if (!id) return res.reply(Response::error(id.error()));
     auto job = ctx.jobs->get(*id);
@@ -124,7 +123,7 @@ void register_jobs(http::Router& router, const ApiContext& ctx) {
       return res.reply(Response::error(404, ErrorCode::not_found, fmt::format("job {} does not exist", *id)));
     res.reply(json_response(200, job_json(**job)));
   });
-  router.add("POST", "/api/v1/jobs/{id}/cancel", [ctx](Request& req, Responder res) {
+  router.add("POST", "/api/v1/jobs/{id}/cancel", [ctx](Request& req, const Responder& res) {
     auto id = parse_id(req.params.at("id"));
     if (!id) return res.reply(Response::error(id.error()));
     auto job = ctx.jobs->cancel(*id);

@@ -15,7 +15,7 @@ namespace otter::server::multipart {
 
 namespace {
 
-constexpr std::size_t kReadChunk = 64 * 1024;
+constexpr std::size_t kReadChunk = std::size_t{64} * 1024;
 
 std::string lower(std::string_view s) {
   std::string out(s);

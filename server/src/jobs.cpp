@@ -101,10 +101,10 @@ struct Job {
 
 class Engine final : public JobEngine {
  public:
-  Engine(asio::io_context& io, const ServerConfig& cfg, Store& store, ArtifactStore& artifacts, EventBus& events,
+  Engine(asio::io_context& io, ServerConfig cfg, Store& store, ArtifactStore& artifacts, EventBus& events,
          DeviceChannel& channel, Metrics* metrics)
       : io_(io),
-        cfg_(cfg),
+        cfg_(std::move(cfg)),
         store_(store),
         artifacts_(artifacts),
         events_(events),
@@ -120,7 +120,7 @@ class Engine final : public JobEngine {
           auto cancel = std::move(rt.cancel);
           cancel();
         }
-        if (rt.timer) rt.timer->cancel();
+        rt.timer.reset();  // destroying a timer cancels its wait and, unlike cancel(), cannot throw
       }
     }
   }
@@ -130,9 +130,8 @@ class Engine final : public JobEngine {
 
   Result<JobRecord> submit(JobRequest request) override {
     if (request.kind != "file" && request.kind != "firmware" && request.kind != "filesystem") {
-      return make_error(
-          ErrorCode::invalid_argument,
-          fmt::format("kind must be \"file\", \"firmware\" or \"filesystem\", not \"{}\"", request.kind));
+      return make_error(ErrorCode::invalid_argument,
+                        fmt::format(R"(kind must be "file", "firmware" or "filesystem", not "{}")", request.kind));
     }
     auto info = artifacts_.resolve_hashed(request.artifact);
     if (!info) return tl::unexpected(info.error());
@@ -616,11 +615,26 @@ class Engine final : public JobEngine {
       t.bytes = t.total;
       t.unchanged = out != nullptr && out->unchanged;
     }
-    persist_target(job, idx);
 
     const std::uint64_t bytes_sent = out != nullptr ? out->bytes_sent : 0;
     const std::uint64_t resume_offset = out != nullptr ? out->resume_offset : 0;
-    const bool tried = rt.attempted || state == TargetState::failed;
+    // Tried in this run, or in an earlier one (the server was killed during the transfer and recovery ends it now).
+    const bool tried = rt.attempted || t.attempts > 0 || state == TargetState::failed;
+    // The result and its audit record are saved together: a crash in between must not lose the record.
+    std::optional<EventRecord> record;
+    if (tried) {
+      std::string message(to_string(state));
+      if (state == TargetState::succeeded && t.unchanged) message += " (unchanged: the device already had it)";
+      if (err && state != TargetState::succeeded) message += ": " + err->to_string();
+      const json adata = {
+          {"state", to_string(state)}, {"attempts", t.attempts},
+          {"bytes_sent", bytes_sent},  {"resume_offset", resume_offset},
+          {"unchanged", t.unchanged},  {"error", err ? error_json(err->code, err->message) : json(nullptr)}};
+      record = audit_record("target.finished", id, t.device, std::move(message), adata);
+    }
+    if (auto r = store_.finish_target(id, t, std::move(record)); !r) {
+      spdlog::warn("job {}: saving the result of {}: {}", id, t.device, r.error().to_string());
+    }
     if (rt.attempted && metrics_ != nullptr) {
       std::string outcome(to_string(state));
       if (state == TargetState::succeeded && t.unchanged) outcome = "unchanged";
@@ -644,16 +658,6 @@ class Engine final : public JobEngine {
     data["bytes_sent"] = bytes_sent;
     data["resume_offset"] = resume_offset;
     events_.publish("target.updated", dump(data));
-    if (tried) {
-      std::string message(to_string(state));
-      if (state == TargetState::succeeded && t.unchanged) message += " (unchanged: the device already had it)";
-      if (err && state != TargetState::succeeded) message += ": " + err->to_string();
-      json adata = {
-          {"state", to_string(state)}, {"attempts", t.attempts},
-          {"bytes_sent", bytes_sent},  {"resume_offset", resume_offset},
-          {"unchanged", t.unchanged},  {"error", err ? error_json(err->code, err->message) : json(nullptr)}};
-      audit("target.finished", id, t.device, message, std::move(adata));
-    }
     if (state == TargetState::failed) {
       spdlog::warn("job {}: {} failed after {} attempt(s): {}", id, t.device, t.attempts,
                    err ? err->to_string() : std::string("?"));
@@ -697,15 +701,21 @@ class Engine final : public JobEngine {
     }
   }
 
-  void audit(std::string type, std::int64_t job_id, std::optional<std::string> device, std::string message,
-             json data) {
+  static EventRecord audit_record(std::string type, std::int64_t job_id, std::optional<std::string> device,
+                                  std::string message, const json& data) {
     EventRecord e;
     e.type = std::move(type);
     e.job_id = job_id;
     e.device = std::move(device);
     e.message = std::move(message);
     e.data_json = dump(data);
-    if (auto r = store_.add_event(std::move(e)); !r)
+    return e;
+  }
+
+  void audit(std::string type, std::int64_t job_id, std::optional<std::string> device, std::string message,
+             const json& data) {
+    if (auto r = store_.add_event(audit_record(std::move(type), job_id, std::move(device), std::move(message), data));
+        !r)
       spdlog::warn("job {}: audit event: {}", job_id, r.error().to_string());
   }
 

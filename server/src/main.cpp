@@ -29,9 +29,7 @@ int fail(const otter::Error& e, int code = 1) {
   return code;
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
+int run(int argc, char** argv) {
   using namespace otter;
   using namespace otter::server;
 
@@ -119,4 +117,15 @@ int main(int argc, char** argv) {
   io.run();
   spdlog::info("stopped");
   return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    return run(argc, argv);
+  } catch (const std::exception& e) {  // e.g. std::bad_alloc or a failed thread start
+    std::fprintf(stderr, "otter-server: fatal: %s\n", e.what());
+    return 1;
+  }
 }

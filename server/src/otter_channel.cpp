@@ -76,7 +76,7 @@ Result<Endpoint> parse_address(const std::string& address) {
   return ep;
 }
 
-Error exception_to_error(std::exception_ptr ep) {
+Error exception_to_error(const std::exception_ptr& ep) {
   try {
     std::rethrow_exception(ep);
   } catch (const boost::system::system_error& e) {
@@ -107,15 +107,15 @@ template <class T, class Map>
 std::function<void()> spawn_transfer(asio::io_context& io, asio::awaitable<Result<T>> transfer, Map to_outcome,
                                      DeviceChannel::Done done) {
   auto op = std::make_shared<Op>();
-  asio::co_spawn(
-      io, std::move(transfer),
-      asio::bind_cancellation_slot(op->signal.slot(), [op, to_outcome = std::move(to_outcome),
-                                                       done = std::move(done)](std::exception_ptr ep, Result<T> r) {
-        op->finished = true;
-        if (ep) return done(tl::unexpected(exception_to_error(ep)));
-        if (!r) return done(tl::unexpected(r.error()));
-        done(to_outcome(*r));
-      }));
+  asio::co_spawn(io, std::move(transfer),
+                 asio::bind_cancellation_slot(op->signal.slot(),
+                                              [op, to_outcome = std::move(to_outcome), done = std::move(done)](
+                                                  const std::exception_ptr& ep, Result<T> r) {
+                                                op->finished = true;
+                                                if (ep) return done(tl::unexpected(exception_to_error(ep)));
+                                                if (!r) return done(tl::unexpected(r.error()));
+                                                done(to_outcome(*r));
+                                              }));
   return [op] {
     if (!op->finished) op->signal.emit(asio::cancellation_type::terminal);
   };
@@ -130,7 +130,7 @@ class OtterChannel final : public DeviceChannel {
         advertise_address_(cfg.advertise_address) {}
 
   std::function<void()> push(Transfer t, Progress progress, Done done) override {
-    if (t.protocol != "otter") return push_stock(std::move(t), std::move(progress), std::move(done));
+    if (t.protocol != "otter") return push_stock(t, std::move(progress), std::move(done));
     auto options = to_options(t);
     if (!options) {
       // Never call back from inside push(): the caller may still be setting up.
@@ -166,7 +166,7 @@ class OtterChannel final : public DeviceChannel {
     o.connect_timeout = connect_timeout_;
     o.idle_timeout = idle_timeout_;
     asio::co_spawn(io_, async_stat(std::move(o)),
-                   [done = std::move(done)](std::exception_ptr eptr, Result<StatOutcome> r) {
+                   [done = std::move(done)](const std::exception_ptr& eptr, Result<StatOutcome> r) {
                      ProbeResult pr;
                      if (eptr) {
                        pr.error = exception_to_error(eptr);
@@ -216,7 +216,7 @@ class OtterChannel final : public DeviceChannel {
   }
 
   /// A stock device (arduino-ota, webrepl, legacy) through its adapter.
-  std::function<void()> push_stock(Transfer t, Progress progress, Done done) {
+  std::function<void()> push_stock(const Transfer& t, Progress progress, Done done) {
     auto request = to_request(t);
     if (!request) {
       asio::post(io_, [done = std::move(done), e = request.error()] { done(tl::unexpected(e)); });

@@ -323,6 +323,16 @@ class SqliteStore final : public Store {
     return s->run();
   }
 
+  Result<void> finish_target(std::int64_t job_id, const JobTarget& t, std::optional<EventRecord> audit) override {
+    auto tx = Transaction::begin(db_);
+    if (!tx) return tl::unexpected(tx.error());
+    if (auto r = update_target(job_id, t); !r) return r;
+    if (audit) {
+      if (auto r = add_event(std::move(*audit)); !r) return tl::unexpected(r.error());
+    }
+    return tx->commit();
+  }
+
   Result<std::int64_t> add_event(EventRecord e) override {
     if (e.ts.empty()) e.ts = now_rfc3339();
     auto s = db_.prepare("INSERT INTO events(ts, type, job_id, device, message, data) VALUES(?,?,?,?,?,?)");

@@ -9,6 +9,7 @@
 #include <thread>
 #include <vector>
 
+#include "adapter_fixture.hpp"
 #include "cli_test_util.hpp"
 #include "otter/test/agent.hpp"
 #include "otter/test/bin.hpp"
@@ -30,13 +31,9 @@ class LegacyAdapter : public ::testing::Test {
  protected:
   void SetUp() override {
     root_ = dir_.path() / "device";
-    device_ =
-        std::make_unique<Process>(std::vector<std::string>{agent_bin(), "--mode", "legacy", "--listen", "127.0.0.1:0",
-                                                           "--root", root_.string(), "--name", "esp32-legacy"});
-    const auto line =
-        device_->read_line_until([](const std::string& l) { return parse_listening_line(l).has_value(); }, kWait);
-    ASSERT_TRUE(line) << device_->output();
-    ep_ = *parse_listening_line(*line);
+    agent_ = std::make_unique<AgentProcess>(simulator_argv("legacy", root_, "esp32-legacy"));
+    device_ = &agent_->process();
+    ep_ = agent_->device();
     EXPECT_EQ(ep_.id, "esp32-legacy");
   }
 
@@ -53,7 +50,8 @@ class LegacyAdapter : public ::testing::Test {
 
   TempDir dir_{"otter-legacy"};
   fs::path root_;
-  std::unique_ptr<Process> device_;
+  std::unique_ptr<AgentProcess> agent_;
+  Process* device_ = nullptr;  ///< agent_'s process
   AgentEndpoint ep_;
 };
 

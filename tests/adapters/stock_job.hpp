@@ -12,6 +12,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "adapter_fixture.hpp"
 #include "otter/test/agent.hpp"
 #include "otter/test/bin.hpp"
 #include "otter/test/process.hpp"
@@ -26,14 +27,8 @@ class StockJobTest : public http::ServerTest {
   /// Starts `otter-agent --mode MODE` on an ephemeral loopback port with `extra` arguments; returns its endpoint.
   AgentEndpoint start_simulator(const std::string& mode, const std::filesystem::path& root,
                                 const std::vector<std::string>& extra = {}) {
-    std::vector<std::string> argv{agent_bin(), "--mode",      mode,     "--listen",   "127.0.0.1:0",
-                                  "--root",    root.string(), "--name", mode + "-sim"};
-    argv.insert(argv.end(), extra.begin(), extra.end());
-    simulators_.push_back(std::make_unique<Process>(argv));
-    const auto line = simulators_.back()->read_line_until(
-        [](const std::string& l) { return parse_listening_line(l).has_value(); }, kJobWait);
-    if (!line) throw std::runtime_error("simulator did not start\n" + simulators_.back()->output());
-    return *parse_listening_line(*line);
+    simulators_.push_back(std::make_unique<AgentProcess>(simulator_argv(mode, root, mode + "-sim", extra)));
+    return simulators_.back()->device();
   }
 
   /// Registers a device of `protocol` (key omitted when empty); expects 201.
@@ -63,9 +58,9 @@ class StockJobTest : public http::ServerTest {
     }
   }
 
-  Process& simulator(std::size_t i = 0) { return *simulators_.at(i); }
+  Process& simulator(std::size_t i = 0) { return simulators_.at(i)->process(); }
 
-  std::vector<std::unique_ptr<Process>> simulators_;
+  std::vector<std::unique_ptr<AgentProcess>> simulators_;
 };
 
 }  // namespace otter::test

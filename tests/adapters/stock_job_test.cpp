@@ -39,7 +39,7 @@ TEST_F(StockJobTest, ArduinoOtaDeviceIsFlashedThroughTheServer) {
   register_device("esp-ota", ep.address(), "arduino-ota", "ota-password");
   register_device("esp-ota-wrong", ep.address(), "arduino-ota", "not-the-password");
 
-  write_random_file(root() / "fw.bin", 300 * 1024, 32);
+  write_firmware_image(root() / "fw.bin", 300 * 1024, 32);
   auto fw = run_job({{"artifact", "fw.bin"}, {"devices", {"esp-ota"}}, {"kind", "firmware"}});
   ASSERT_EQ(fw.value("state", ""), "succeeded") << fw.dump() << simulator().output();
   EXPECT_EQ(sha256_file_hex(dev_root / "firmware.bin"), sha256_file_hex(root() / "fw.bin"));
@@ -50,10 +50,21 @@ TEST_F(StockJobTest, ArduinoOtaDeviceIsFlashedThroughTheServer) {
   EXPECT_EQ(sha256_file_hex(dev_root / "filesystem.bin"), sha256_file_hex(root() / "data.img"));
 
   // A wrong password: the job fails with AUTH_FAILED and the device keeps the image it had.
-  write_random_file(root() / "fw2.bin", 100 * 1024, 34);
+  write_firmware_image(root() / "fw2.bin", 100 * 1024, 34);
   auto bad = run_job({{"artifact", "fw2.bin"}, {"devices", {"esp-ota-wrong"}}, {"kind", "firmware"}});
   EXPECT_EQ(bad.value("state", ""), "failed") << bad.dump();
   EXPECT_EQ(bad["devices"][0]["error"].value("code", 0), 4) << bad.dump();
+  EXPECT_EQ(sha256_file_hex(dev_root / "firmware.bin"), sha256_file_hex(root() / "fw.bin"));
+
+  // Not an application image (no 0xE9 first byte): refused before the device is invited, with the reason.
+  write_file(root() / "sketch.elf", std::string("\x7f"
+                                                "ELF") +
+                                        std::string(8000, 'x'));
+  auto elf = run_job({{"artifact", "sketch.elf"}, {"devices", {"esp-ota"}}, {"kind", "firmware"}});
+  EXPECT_EQ(elf.value("state", ""), "failed") << elf.dump();
+  EXPECT_EQ(elf["devices"][0]["error"].value("code", 0), 11) << elf.dump();  // UNSUPPORTED_KIND
+  EXPECT_NE(elf["devices"][0]["error"].value("message", "").find("not an ESP32 application image"), std::string::npos)
+      << elf.dump();
   EXPECT_EQ(sha256_file_hex(dev_root / "firmware.bin"), sha256_file_hex(root() / "fw.bin"));
 }
 

@@ -21,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "adapter_fixture.hpp"
 #include "otter/common/adapters_asio.hpp"
 #include "otter/test/agent.hpp"
 #include "otter/test/bin.hpp"
@@ -37,17 +38,14 @@ namespace asio = boost::asio;
 using namespace std::chrono_literals;
 using nlohmann::json;
 using otter::test::AgentProcess;
+using otter::test::CliResult;
+using otter::test::error_code_of;
+using otter::test::error_message_of;
 using otter::test::Process;
 using otter::test::TcpClient;
 using otter::test::TempDir;
 
 constexpr const char* kPassword = "s3cret";
-
-struct CliResult {
-  std::optional<int> exit;
-  json out;  ///< the --json document (null if none)
-  std::string log;
-};
 
 class WebreplTest : public ::testing::Test {
  protected:
@@ -58,8 +56,7 @@ class WebreplTest : public ::testing::Test {
     wrong_password_file_ = (dir_ / "wrong").string();
     otter::test::write_file(wrong_password_file_, "notit\n");
     agent_ = std::make_unique<AgentProcess>(
-        std::vector<std::string>{otter::test::agent_bin(), "--mode", "webrepl", "--listen", "127.0.0.1:0", "--root",
-                                 root_.string(), "--password-file", password_file_, "--name", "wr-1"});
+        otter::test::simulator_argv("webrepl", root_, "wr-1", {"--password-file", password_file_}));
   }
 
   void TearDown() override {
@@ -70,31 +67,11 @@ class WebreplTest : public ::testing::Test {
 
   [[nodiscard]] std::string address() const { return agent_->device().address(); }
 
-  static CliResult push(const std::vector<std::string>& args) {
-    std::vector<std::string> argv = {otter::test::otter_bin(), "push", "--protocol", "webrepl", "--json"};
-    argv.insert(argv.end(), args.begin(), args.end());
-    Process p(argv);
-    CliResult r;
-    r.exit = p.wait(120s);
-    r.log = p.output();
-    const std::string text = p.stdout_text();
-    const auto brace = text.find('{');
-    if (brace != std::string::npos) r.out = json::parse(text.substr(brace), nullptr, false);
-    return r;
-  }
+  static CliResult push(const std::vector<std::string>& args) { return otter::test::push_cli("webrepl", args); }
 
-  /// Runs async_push on a private io_context.
   static otter::Result<otter::adapters::Outcome> push_in_process(otter::adapters::Request request,
                                                                  otter::adapters::Progress progress = {}) {
-    asio::io_context io;
-    std::optional<otter::Result<otter::adapters::Outcome>> result;
-    asio::co_spawn(io, otter::adapters::async_push(otter::adapters::Protocol::webrepl, std::move(request), progress),
-                   [&](std::exception_ptr e, otter::Result<otter::adapters::Outcome> r) {
-                     if (!e) result = std::move(r);
-                   });
-    io.run_for(120s);
-    if (!result) return otter::make_error(otter::ErrorCode::internal, "no result");
-    return std::move(*result);
+    return otter::test::push_in_process(otter::adapters::Protocol::webrepl, std::move(request), std::move(progress));
   }
 
   [[nodiscard]] otter::adapters::Request request(const fs::path& file, const std::string& name) const {
@@ -113,16 +90,6 @@ class WebreplTest : public ::testing::Test {
   std::string wrong_password_file_;
   std::unique_ptr<AgentProcess> agent_;
 };
-
-int error_code_of(const CliResult& r) {
-  if (!r.out.is_object() || !r.out.contains("error")) return -1;
-  return r.out["error"]["code"].get<int>();
-}
-
-std::string error_message_of(const CliResult& r) {
-  if (!r.out.is_object() || !r.out.contains("error")) return {};
-  return r.out["error"]["message"].get<std::string>();
-}
 
 // ---- A hand-driven WebSocket client, as webrepl_cli.py does it (unmasked frames, which the device accepts) ----
 
@@ -305,6 +272,9 @@ TEST_F(WebreplTest, CutMidTransferIsReportedAndLeavesAPartialFile) {
   EXPECT_EQ(r.exit, 1) << r.log;
   EXPECT_EQ(error_code_of(r), 101) << r.log;  // CONNECTION_CLOSED
   EXPECT_NE(error_message_of(r).find("partial"), std::string::npos) << r.log;
+  // The pusher may exit before the device has read what arrived: wait for it to see the connection end.
+  ASSERT_TRUE(agent_->process().wait_for_output("session from", 10s, true)) << agent_->output();
+  ASSERT_TRUE(agent_->process().wait_for_output("ended", 10s, true)) << agent_->output();
   // The stock device writes the target directly: what arrived before the cut is there, the rest is not.
   ASSERT_TRUE(fs::exists(root_ / "big.bin"));
   EXPECT_LT(fs::file_size(root_ / "big.bin"), 512U * 1024U);
@@ -410,6 +380,42 @@ TEST_F(WebreplTest, SimulatorTakesASplitRequestAndGetVer) {
   ASSERT_TRUE(ver);
   EXPECT_EQ(ver->first, 0x82);
   EXPECT_EQ(ver->second.size(), 3U);
+}
+
+TEST_F(WebreplTest, SimulatorComparesThePasswordAsStrcmpDoes) {
+  // modwebrepl keeps what was typed in a C string: a NUL byte ends it.
+  TcpClient c(agent_->device().host, agent_->device().port);
+  ASSERT_TRUE(c.send_all(kUpgrade));
+  ASSERT_NE(read_http_head(c).find(" 101 "), std::string::npos);
+  ASSERT_TRUE(read_frame(c));  // "Password: "
+  ASSERT_TRUE(c.send_all(frame(0x81, std::string(kPassword) + std::string(1, '\0') + "junk\r")));
+  auto banner = read_frame(c);
+  ASSERT_TRUE(banner);
+  EXPECT_EQ(banner->second, "\r\nWebREPL connected\r\n>>> ");
+}
+
+TEST_F(WebreplTest, AClientThatSendsNothingHoldsTheListener) {
+  // webrepl.py reads the upgrade request on a blocking socket without a timeout: a client that connects and stays
+  // silent keeps every later client waiting in the backlog, and the adapter's idle timeout says what may be going on.
+  auto silent = std::make_unique<TcpClient>(agent_->device().host, agent_->device().port);
+  const auto file = dir_ / "h.txt";
+  otter::test::write_file(file, "held\n");
+  auto req = request(file, "h.txt");
+  req.idle_timeout = 500ms;
+  auto held = push_in_process(req);
+  ASSERT_FALSE(held);
+  EXPECT_EQ(held.error().code, otter::ErrorCode::timeout) << held.error().to_string();
+  EXPECT_NE(held.error().message.find("one connection at a time"), std::string::npos) << held.error().to_string();
+  EXPECT_FALSE(fs::exists(root_ / "h.txt"));
+
+  silent.reset();  // the device reads EOF in the headers, serves its HTML page, and accepts the next client:
+  // the timed-out push's connection, whose request is in the backlog. That session ends on its EOF; a client
+  // upgraded before would be rejected as a concurrent session, so wait for it.
+  ASSERT_TRUE(agent_->process().wait_for_output(") ended", 10s, true)) << agent_->output();
+  req.idle_timeout = 30s;
+  auto ok = push_in_process(req);
+  ASSERT_TRUE(ok) << ok.error().to_string();
+  EXPECT_EQ(otter::test::read_file(root_ / "h.txt"), "held\n");
 }
 
 }  // namespace

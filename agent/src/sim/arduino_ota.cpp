@@ -12,17 +12,20 @@
 //     something was written, at most 3 times in a row), then give up ("Receive Failed": no text, connection closed,
 //     update aborted); otherwise read at most 1460 bytes, write them, answer the count written as decimal ASCII
 //     (no delimiter). The peer closing ends the loop early.
-//   - Update.end(): incomplete -> "Aborted", MD5 differs -> "MD5 Check Failed" (Update.printError: the text and
-//   CRLF),
-//     else "OK" and the device reboots. The image is written to ROOT/.<name>.XXXXXX and renamed to ROOT/firmware.bin
-//     (cmd 0) or ROOT/filesystem.bin (cmd 100) only then: the old image stays otherwise.
+//   - Update.write() gathers 4096-byte flash sectors; the first one written checks a firmware image's first byte
+//     (cmd 0 only): not 0xE9 (ESP_IMAGE_HEADER_MAGIC) -> "Decryption error" (cores with the OTA decryption, in its
+//     default auto mode, take it for an encrypted image and have no key). Any Update error ends the loop at once
+//     (the write is not acknowledged), and Update.end() reports it.
+//   - Update.end(): the error, else incomplete -> "Aborted", MD5 differs -> "MD5 Check Failed" (Update.printError:
+//     the text and CRLF, then the connection is closed), else "OK" and the device reboots. The image is written to
+//     ROOT/.<name>.XXXXXX and renamed to ROOT/firmware.bin (cmd 0) or ROOT/filesystem.bin (cmd 100) only then: the
+//     old image stays otherwise.
 //   - One session at a time: datagrams that arrive during an update wait in the socket buffer, as on the device.
 // Single-threaded, plain POSIX sockets and poll(2); SIGINT / SIGTERM (signalfd) end it with status 0.
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
-#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -32,10 +35,8 @@
 #include <array>
 #include <cctype>
 #include <cerrno>
-#include <csignal>
 #include <cstdlib>
 #include <cstring>
-#include <filesystem>
 #include <memory>
 #include <optional>
 #include <string>
@@ -44,6 +45,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "listen.hpp"
 #include "otter/common/arduino_ota_auth.hpp"
 #include "otter/common/unique_fd.hpp"
 #include "simulators.hpp"
@@ -53,9 +55,14 @@ namespace {
 
 namespace aota = otter::arduino_ota;
 
-constexpr int kReadTimeoutMs = 1000;     ///< ArduinoOTA's _ota_timeout
-constexpr unsigned kReAcks = 3;          ///< re-sent counts before "Receive Failed"
-constexpr int kConnectTimeoutMs = 3000;  ///< NetworkClient's default connect timeout
+constexpr int kReadTimeoutMs = 1000;          ///< ArduinoOTA's _ota_timeout
+constexpr unsigned kReAcks = 3;               ///< re-sent counts before "Receive Failed"
+constexpr int kConnectTimeoutMs = 3000;       ///< NetworkClient's default connect timeout
+constexpr std::uint64_t kFlashSector = 4096;  ///< SPI_FLASH_SEC_SIZE: Update's write buffer
+constexpr std::uint8_t kImageMagic = 0xE9;    ///< ESP_IMAGE_HEADER_MAGIC
+/// Update's error text for a firmware image without the magic byte (UPDATE_ERROR_DECRYPT on cores >= 2.0.x;
+/// cores before the OTA decryption said "Wrong Magic Byte").
+constexpr std::string_view kNoMagicError = "Decryption error";
 
 /// A datagram read the way ArduinoOTA reads it (peek/read over the packet).
 class Packet {
@@ -89,23 +96,11 @@ class Packet {
   std::size_t pos_ = 0;
 };
 
-std::string trim(std::string s) {
+std::string trim(const std::string& s) {
   const auto first = s.find_first_not_of(" \t\r\n");
   if (first == std::string::npos) return {};
   const auto last = s.find_last_not_of(" \t\r\n");
   return s.substr(first, last - first + 1);
-}
-
-std::string address_text(const sockaddr_storage& a) {
-  char buf[INET6_ADDRSTRLEN] = {};
-  if (a.ss_family == AF_INET) {
-    const auto* v4 = reinterpret_cast<const sockaddr_in*>(&a);
-    ::inet_ntop(AF_INET, &v4->sin_addr, buf, sizeof buf);
-    return fmt::format("{}:{}", buf, ntohs(v4->sin_port));
-  }
-  const auto* v6 = reinterpret_cast<const sockaddr_in6*>(&a);
-  ::inet_ntop(AF_INET6, &v6->sin6_addr, buf, sizeof buf);
-  return fmt::format("[{}]:{}", buf, ntohs(v6->sin6_port));
 }
 
 class Device {
@@ -249,6 +244,29 @@ class Device {
     }
   }
 
+  /// Update.write() of `n` bytes at `offset` of a `size`-byte image into `fd`: nullopt, or Update's error text.
+  /// Update gathers the image in 4096-byte flash sectors; the first sector's write (when more than 4096 bytes have
+  /// come, or the whole image if shorter) checks a firmware image's first byte (U_FLASH only, not U_SPIFFS): an ESP32
+  /// application image starts with ESP_IMAGE_HEADER_MAGIC, 0xE9. Otherwise the current cores (with the OTA
+  /// decryption of arduino-esp32 2.x and 3.x, in its default "auto" mode and no key set) take the image for an
+  /// encrypted one and fail with "Decryption error"; the write returns 0 although earlier writes were acknowledged.
+  [[nodiscard]] std::optional<std::string> update_write(const std::uint8_t* data, std::size_t n, std::uint64_t offset,
+                                                        std::uint64_t size, int fd) {
+    if (n > size - offset) return "Not Enough Space";  // more than announced
+    if (offset == 0) first_byte_ = data[0];
+    const bool first_sector_flush = offset <= kFlashSector && (offset + n > kFlashSector || offset + n == size);
+    if (first_sector_flush && cmd_ == aota::kUpdateFlash && first_byte_ != kImageMagic) {
+      spdlog::error("arduino-ota: the image starts with 0x{:02x}, not 0x{:02x}: not an application image",
+                    first_byte_, kImageMagic);
+      return std::string(kNoMagicError);
+    }
+    if (::pwrite(fd, data, n, static_cast<off_t>(offset)) != static_cast<ssize_t>(n)) {
+      spdlog::error("arduino-ota: writing the image: {}", std::strerror(errno));
+      return "Flash Write Failed";
+    }
+    return std::nullopt;
+  }
+
   /// ArduinoOTAClass::_runUpdate() with Update writing into a temporary file.
   void run_update(const sockaddr_storage& from, socklen_t from_len) {
     if (size_ <= 0 || (opts_.max_size != 0 && static_cast<std::uint64_t>(size_) > opts_.max_size)) {
@@ -272,10 +290,12 @@ class Device {
     std::uint64_t total = 0;
     std::size_t written = 0;
     unsigned tried = 0;
-    std::optional<std::string> update_error;  // Update's error once it has one: writes then take nothing
+    // Update's error once it has one. Update then aborts (_abort resets it: isFinished() turns true), so the device's
+    // loop ends at once and Update.end() reports the error.
+    std::optional<std::string> update_error;
     std::array<std::uint8_t, aota::kDeviceReadSize> buf{};
     bool receive_failed = false;
-    while (total < size) {
+    while (total < size && !update_error) {
       std::array<pollfd, 2> fds{{{sock.get(), POLLIN, 0}, {sigfd_, POLLIN, 0}}};
       const int pr = ::poll(fds.data(), fds.size(), kReadTimeoutMs);
       if (pr < 0 && errno == EINTR) continue;
@@ -297,21 +317,11 @@ class Device {
       if (r <= 0) break;  // the peer closed (or the connection broke): client.connected() is false
       tried = 0;
       const auto n = static_cast<std::size_t>(r);
+      update_error = update_write(buf.data(), n, total, size, out.get());
       if (update_error) {
-        written = 0;
-        continue;
-      }
-      if (n > size - total) {  // Update.write: more than announced
-        update_error = "Not Enough Space";
-        written = 0;
+        written = 0;  // Update.write() returned 0: no count is sent
         spdlog::error("arduino-ota: Write ERROR: {}", *update_error);
-        continue;
-      }
-      if (::pwrite(out.get(), buf.data(), n, static_cast<off_t>(total)) != r) {
-        update_error = "Flash Write Failed";
-        written = 0;
-        spdlog::error("arduino-ota: Write ERROR: {} ({})", *update_error, std::strerror(errno));
-        continue;
+        break;
       }
       EVP_DigestUpdate(md5.get(), buf.data(), n);
       written = n;
@@ -371,63 +381,23 @@ class Device {
   long size_ = 0;
   std::string md5_;
   std::string nonce_;
+  std::uint8_t first_byte_ = 0;
   bool stop_ = false;
 };
 
 }  // namespace
 
 int run_arduino_ota(const Options& opts, const std::string& password) {
-  std::error_code fec;
-  std::filesystem::create_directories(opts.root, fec);
-  if (fec) {
-    std::fprintf(stderr, "otter-agent: cannot create %s: %s\n", opts.root.c_str(), fec.message().c_str());
-    return 1;
-  }
-  const bool v6 = opts.listen_host.find(':') != std::string::npos;
-  sockaddr_storage addr{};
-  socklen_t len = 0;
-  if (!v6) {
-    auto* a = reinterpret_cast<sockaddr_in*>(&addr);
-    a->sin_family = AF_INET;
-    a->sin_port = htons(opts.listen_port);
-    if (::inet_pton(AF_INET, opts.listen_host.c_str(), &a->sin_addr) != 1) {
-      std::fprintf(stderr, "otter-agent: --listen: '%s' is not an IP address\n", opts.listen_host.c_str());
-      return 2;
-    }
-    len = sizeof(sockaddr_in);
-  } else {
-    auto* a = reinterpret_cast<sockaddr_in6*>(&addr);
-    a->sin6_family = AF_INET6;
-    a->sin6_port = htons(opts.listen_port);
-    if (::inet_pton(AF_INET6, opts.listen_host.c_str(), &a->sin6_addr) != 1) {
-      std::fprintf(stderr, "otter-agent: --listen: '%s' is not an IP address\n", opts.listen_host.c_str());
-      return 2;
-    }
-    len = sizeof(sockaddr_in6);
-  }
-  const UniqueFd udp(::socket(v6 ? AF_INET6 : AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
-  if (udp.get() < 0 || ::bind(udp.get(), reinterpret_cast<sockaddr*>(&addr), len) != 0 ||
-      ::getsockname(udp.get(), reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
-    std::fprintf(stderr, "otter-agent: cannot listen on UDP %s:%u: %s\n", opts.listen_host.c_str(), opts.listen_port,
-                 std::strerror(errno));
-    return 1;
-  }
-  sigset_t sigs;
-  sigemptyset(&sigs);
-  sigaddset(&sigs, SIGINT);
-  sigaddset(&sigs, SIGTERM);
-  ::sigprocmask(SIG_BLOCK, &sigs, nullptr);
-  const UniqueFd sfd(::signalfd(-1, &sigs, SFD_CLOEXEC));
-  if (sfd.get() < 0) {
-    std::fprintf(stderr, "otter-agent: signalfd: %s\n", std::strerror(errno));
-    return 1;
-  }
+  if (!make_root(opts)) return 1;
+  auto udp = listen_socket(opts, SOCK_DGRAM);
+  if (!udp) return start_failed(udp.error());
+  const UniqueFd sfd = stop_signals();
+  if (sfd.get() < 0) return 1;
   if (!password.empty()) {
     spdlog::info("arduino-ota: password set ({} scheme)", opts.ota_auth);
   }
-  fmt::print("otter-agent: device {} listening on {} root {}\n", opts.name, address_text(addr), opts.root);
-  std::fflush(stdout);
-  Device device(opts, password, udp.get(), sfd.get());
+  announce(opts, udp->shown);
+  Device device(opts, password, udp->fd.get(), sfd.get());
   return device.serve();
 }
 

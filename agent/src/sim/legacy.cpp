@@ -10,7 +10,6 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
-#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -18,12 +17,11 @@
 #include <spdlog/spdlog.h>
 
 #include <cerrno>
-#include <csignal>
 #include <cstring>
-#include <filesystem>
 #include <string>
 #include <string_view>
 
+#include "listen.hpp"
 #include "otter/common/unique_fd.hpp"
 #include "otter/common/utf8.hpp"
 #include "simulators.hpp"
@@ -43,58 +41,14 @@ int crash(const std::string& exception) {
 }  // namespace
 
 int run_legacy(const Options& opts) {
-  std::error_code fec;
-  std::filesystem::create_directories(opts.root, fec);
-  if (fec) {
-    std::fprintf(stderr, "otter-agent: cannot create %s: %s\n", opts.root.c_str(), fec.message().c_str());
-    return 1;
-  }
-  const UniqueFd ls(
-      ::socket(opts.listen_host.find(':') == std::string::npos ? AF_INET : AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  sockaddr_storage addr{};
-  socklen_t len = 0;
-  if (opts.listen_host.find(':') == std::string::npos) {
-    auto* a = reinterpret_cast<sockaddr_in*>(&addr);
-    a->sin_family = AF_INET;
-    a->sin_port = htons(opts.listen_port);
-    if (::inet_pton(AF_INET, opts.listen_host.c_str(), &a->sin_addr) != 1) {
-      std::fprintf(stderr, "otter-agent: --listen: '%s' is not an IP address\n", opts.listen_host.c_str());
-      return 2;
-    }
-    len = sizeof(sockaddr_in);
-  } else {
-    auto* a = reinterpret_cast<sockaddr_in6*>(&addr);
-    a->sin6_family = AF_INET6;
-    a->sin6_port = htons(opts.listen_port);
-    if (::inet_pton(AF_INET6, opts.listen_host.c_str(), &a->sin6_addr) != 1) {
-      std::fprintf(stderr, "otter-agent: --listen: '%s' is not an IP address\n", opts.listen_host.c_str());
-      return 2;
-    }
-    len = sizeof(sockaddr_in6);
-  }
-  const int one = 1;
-  ::setsockopt(ls.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  if (ls.get() < 0 || ::bind(ls.get(), reinterpret_cast<sockaddr*>(&addr), len) != 0 || ::listen(ls.get(), 1) != 0 ||
-      ::getsockname(ls.get(), reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
-    std::fprintf(stderr, "otter-agent: cannot listen on %s:%u: %s\n", opts.listen_host.c_str(), opts.listen_port,
-                 std::strerror(errno));
-    return 1;
-  }
-  const std::uint16_t port = ntohs(addr.ss_family == AF_INET ? reinterpret_cast<sockaddr_in*>(&addr)->sin_port
-                                                             : reinterpret_cast<sockaddr_in6*>(&addr)->sin6_port);
-  const std::string shown = addr.ss_family == AF_INET ? fmt::format("{}:{}", opts.listen_host, port)
-                                                      : fmt::format("[{}]:{}", opts.listen_host, port);
-
+  if (!make_root(opts)) return 1;
+  auto listener = listen_socket(opts, SOCK_STREAM, 1);  // the original: s.listen(1)
+  if (!listener) return start_failed(listener.error());
+  const UniqueFd& ls = listener->fd;
   // SIGINT / SIGTERM end the loop (the original has no such thing: it runs until reset).
-  sigset_t sigs;
-  sigemptyset(&sigs);
-  sigaddset(&sigs, SIGINT);
-  sigaddset(&sigs, SIGTERM);
-  ::sigprocmask(SIG_BLOCK, &sigs, nullptr);
-  const UniqueFd sfd(::signalfd(-1, &sigs, SFD_CLOEXEC));
-
-  fmt::print("otter-agent: device {} listening on {} root {}\n", opts.name, shown, opts.root);
-  std::fflush(stdout);
+  const UniqueFd sfd = stop_signals();
+  if (sfd.get() < 0) return 1;
+  announce(opts, listener->shown);
   spdlog::info("Waiting for a connection... (the original receiver: one recv(1024) per connection, no answer)");
 
   for (;;) {
@@ -111,17 +65,7 @@ int run_legacy(const Options& opts) {
     socklen_t plen = sizeof peer;
     const UniqueFd conn(::accept4(ls.get(), reinterpret_cast<sockaddr*>(&peer), &plen, SOCK_CLOEXEC));
     if (conn.get() < 0) continue;
-    char host[INET6_ADDRSTRLEN] = "?";
-    std::uint16_t pport = 0;
-    if (peer.ss_family == AF_INET) {
-      const auto* a = reinterpret_cast<const sockaddr_in*>(&peer);
-      ::inet_ntop(AF_INET, &a->sin_addr, host, sizeof host);
-      pport = ntohs(a->sin_port);
-    } else if (peer.ss_family == AF_INET6) {
-      const auto* a = reinterpret_cast<const sockaddr_in6*>(&peer);
-      ::inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof host);
-      pport = ntohs(a->sin6_port);
-    }
+    const auto [host, pport] = host_port(peer);
     spdlog::info("Connected by ('{}', {})", host, pport);
 
     // conn.recv(1024): blocks until some bytes (or EOF) arrive; returns at most 1024 of them.

@@ -23,7 +23,10 @@
 // Read steps: one byte, then up to 511 more of the same frame without blocking; when that byte ended its frame and
 //   nothing follows yet, the device drops it (EAGAIN) while counting it — reproduced. Not reproduced: the same drop
 //   inside a frame when only that one byte had arrived (it depends on TCP segment timing); here the rest is awaited.
-// The device has no timeouts: a silent client keeps the session until its connection closes.
+// The device has no timeouts: a silent client keeps the session until its connection closes, and a client that
+//   connects without sending its request holds the listener (webrepl.py reads the request on a blocking socket in the
+//   board's only Python thread): nobody else is upgraded until it closes.
+// The password is compared as strcmp does (a NUL byte typed ends it).
 #include <openssl/evp.h>
 #include <openssl/sha.h>
 
@@ -54,6 +57,7 @@
 #include <string_view>
 #include <vector>
 
+#include "listen.hpp"
 #include "otter/common/unique_fd.hpp"
 #include "simulators.hpp"
 
@@ -132,19 +136,26 @@ class Connection : public std::enable_shared_from_this<Connection> {
     peer_ = ec ? std::string("?") : fmt::format("('{}', {})", ep.address().to_string(), ep.port());
   }
 
-  asio::awaitable<void> run() {
+  /// webrepl.py's accept_conn() up to the session: the upgrade (or the HTML page), then the one-session check.
+  /// False: the connection is over.
+  asio::awaitable<bool> accept() {
     const bool upgraded = co_await handshake();
     if (!upgraded) {
       co_await send_html();
-      co_return;
+      co_return false;
     }
     if (dev_.session_open) {
       spdlog::info("Concurrent WebREPL connection from {} rejected", peer_);
       close();
-      co_return;
+      co_return false;
     }
     spdlog::info("WebREPL connection from: {}", peer_);
     dev_.session_open = true;
+    co_return true;
+  }
+
+  /// The session (modwebrepl), after accept() returned true.
+  asio::awaitable<void> run_session() {
     co_await session();
     file_.reset();
     close();
@@ -333,7 +344,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
       if (co_await ws_read(&c, 1) == 0) co_return;
       if (!logged_in) {
         if (c == '\r' || c == '\n') {
-          if (typed != dev_.password) {
+          if (std::string_view(typed.c_str()) != dev_.password) {  // strcmp: a NUL byte ends what was typed
             spdlog::info("webrepl: wrong password from {}", peer_);
             co_await ws_write(kDenied, false);
             co_return;
@@ -462,6 +473,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::filesystem::path path_;
 };
 
+/// The device's accept handler reads the HTTP request on a blocking socket with no timeout, in the board's only
+/// Python thread: one connection at a time is upgraded, and a client that connects and sends nothing holds the
+/// listener until it closes (later clients wait in the backlog). Sessions themselves run side by side with it.
 asio::awaitable<void> accept_loop(tcp::acceptor& acceptor, Device& dev) {
   for (;;) {
     auto [ec, sock] = co_await acceptor.async_accept(kUse);
@@ -470,8 +484,10 @@ asio::awaitable<void> accept_loop(tcp::acceptor& acceptor, Device& dev) {
       continue;
     }
     auto conn = std::make_shared<Connection>(std::move(sock), dev);
+    const bool upgraded = co_await conn->accept();
+    if (!upgraded) continue;
     asio::co_spawn(
-        acceptor.get_executor(), [conn]() -> asio::awaitable<void> { co_await conn->run(); }, asio::detached);
+        acceptor.get_executor(), [conn]() -> asio::awaitable<void> { co_await conn->run_session(); }, asio::detached);
   }
 }
 
@@ -488,36 +504,21 @@ int run_webrepl(const Options& opts, const std::string& password) {
     return 2;
   }
   if (password.size() < 4) spdlog::warn("webrepl_setup would refuse a password under 4 characters");
-  std::error_code fec;
-  std::filesystem::create_directories(opts.root, fec);
-  if (!std::filesystem::is_directory(opts.root)) {
-    std::fprintf(stderr, "otter-agent: cannot create root %s: %s\n", opts.root.c_str(), fec.message().c_str());
-    return 1;
-  }
+  if (!make_root(opts)) return 1;
+  auto listener = listen_socket(opts, SOCK_STREAM, 1);  // webrepl.py: listen(1)
+  if (!listener) return start_failed(listener.error());
 
   Device dev{opts.name, opts.root, password, false};
   asio::io_context io(1);
   tcp::acceptor acceptor(io);
   error_code ec;
-  const auto addr = asio::ip::make_address(opts.listen_host, ec);
+  const bool v6 = opts.listen_host.find(':') != std::string::npos;
+  acceptor.assign(v6 ? tcp::v6() : tcp::v4(), listener->fd.release(), ec);
   if (ec) {
-    std::fprintf(stderr, "otter-agent: --listen: '%s' is not an IP address\n", opts.listen_host.c_str());
-    return 2;
-  }
-  const tcp::endpoint ep(addr, opts.listen_port);
-  acceptor.open(ep.protocol(), ec);
-  if (!ec) acceptor.set_option(asio::socket_base::reuse_address(true), ec);
-  if (!ec) acceptor.bind(ep, ec);
-  if (!ec) acceptor.listen(1, ec);  // webrepl.py: listen(1)
-  tcp::endpoint local;
-  if (!ec) local = acceptor.local_endpoint(ec);
-  if (ec) {
-    std::fprintf(stderr, "otter-agent: cannot listen on %s:%u: %s\n", opts.listen_host.c_str(), opts.listen_port,
-                 ec.message().c_str());
+    std::fprintf(stderr, "otter-agent: cannot listen on %s: %s\n", listener->shown.c_str(), ec.message().c_str());
     return 1;
   }
-  const std::string shown = addr.is_v4() ? fmt::format("{}:{}", opts.listen_host, local.port())
-                                         : fmt::format("[{}]:{}", opts.listen_host, local.port());
+  const std::string& shown = listener->shown;
 
   asio::signal_set signals(io, SIGINT, SIGTERM);
   signals.async_wait([&](const error_code& sec, int) {
@@ -527,8 +528,7 @@ int run_webrepl(const Options& opts, const std::string& password) {
   });
   asio::co_spawn(io, accept_loop(acceptor, dev), asio::detached);
 
-  fmt::print("otter-agent: device {} listening on {} root {}\n", opts.name, shown, opts.root);
-  std::fflush(stdout);
+  announce(opts, shown);
   spdlog::info("WebREPL server started on http://{}/ (MicroPython WebREPL simulator)", shown);
   io.run();
   return 0;

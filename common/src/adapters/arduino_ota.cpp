@@ -1,6 +1,8 @@
 // otter — the arduino-ota adapter: pushes a firmware or filesystem image to a stock ArduinoOTA device (arduino-esp32)
 // the way espota.py does, but pipelined.
 //
+//   0. a firmware image must start with 0xE9 (ESP_IMAGE_HEADER_MAGIC), or the device's Update refuses it after its
+//      first 4 KiB: refused here, before the invitation, unless `force` (check_image_magic);
 //   1. open a TCP listener (the device connects back to it);
 //   2. UDP invitation "<cmd> <port> <size> <md5hex>\n" to the device (port 3232), re-sent a few times within the
 //      connect timeout; the device answers "OK" or "AUTH <nonce>" (32 hex: MD5 scheme, 64 hex: PBKDF2-SHA256
@@ -42,6 +44,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 
+#include "../net.hpp"
 #include "otter/common/adapters_asio.hpp"
 #include "otter/common/arduino_ota_auth.hpp"
 #include "otter/common/file_hash.hpp"
@@ -61,17 +64,23 @@ using namespace asio::experimental::awaitable_operators;
 constexpr auto kUse = asio::as_tuple(asio::use_awaitable);
 
 /// Bytes sent beyond the device's acknowledgements. The device reads only as fast as it writes flash; TCP flow
-/// control does the rest, this only keeps the queue (and the progress lag) short.
-constexpr std::uint64_t kWindow = 32 * 1024;
+/// control does the rest, this only keeps the queue (and the progress lag) bounded. It must cover the link's
+/// bandwidth-delay product: through linkem at 8 Mbit/s and 40 ms RTT (40 KB) a 32 KiB window took 1.5 x the ideal
+/// time for 2 MiB, 64-128 KiB took 0.98 x (scripts/bench, docs/benchmarks.md).
+constexpr std::uint64_t kWindow = std::uint64_t{128} * 1024;
 /// One pread + one async_write.
-constexpr std::size_t kWriteChunk = 8 * 1024;
+constexpr std::size_t kWriteChunk = std::size_t{8} * 1024;
 /// Invitation re-sends: every connect_timeout / 4, within these bounds (espota: 10 tries, 10 s apart).
 constexpr std::chrono::milliseconds kMinInviteInterval{250};
 constexpr std::chrono::milliseconds kMaxInviteInterval{2000};
+/// ESP_IMAGE_HEADER_MAGIC: the first byte of every ESP32 application image.
+constexpr std::uint8_t kImageMagic = 0xE9;
+/// Update's flash sector: the magic byte is checked when the first one is written.
+constexpr std::uint64_t kFlashSector = 4096;
 /// How long the device may take to check the answer to "AUTH" before the invitation is sent again.
 constexpr std::chrono::milliseconds kVerdictWait{3000};
 
-std::string seconds_text(std::chrono::milliseconds d) { return fmt::format("{:g} s", d.count() / 1000.0); }
+using net::seconds_text;
 
 std::string trim(std::string_view s) {
   const auto first = s.find_first_not_of(" \t\r\n");
@@ -98,7 +107,7 @@ Result<std::string> md5_file(int fd, std::uint64_t size) {
   if (!ctx || EVP_DigestInit_ex(ctx.get(), EVP_md5(), nullptr) != 1) {
     return make_error(ErrorCode::internal, "MD5 initialisation failed");
   }
-  std::vector<std::uint8_t> buf(256 * 1024);
+  std::vector<std::uint8_t> buf(std::size_t{256} * 1024);
   for (std::uint64_t off = 0; off < size;) {
     const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(buf.size(), size - off));
     if (auto r = pread_exact(fd, buf.data(), n, off); !r) return tl::unexpected(r.error());
@@ -421,12 +430,18 @@ class Transfer {
       }
       auto [ec, w] = co_await asio::async_write(sock_, asio::buffer(chunk.data(), n), kUse);
       sent_ += w;
-      if (ec) {
+      if (ec == asio::error::operation_aborted) {
         aborted_or(ec);
         co_return;
       }
+      if (ec) {
+        // The device stopped taking data: after an Update error it sends its text and closes (with our data unread:
+        // a reset). The reader takes the text, then the end of the connection, and decides.
+        spdlog::debug("arduino-ota: write failed after {} bytes: {}", sent_, ec.message());
+        break;
+      }
     }
-    // All sent: wait for the reader (the device's final answer) or the watchdog.
+    // All sent (or the device stopped reading): wait for the reader (the device's final answer) or the watchdog.
     asio::steady_timer park(sock_.get_executor());
     park.expires_at(asio::steady_timer::time_point::max());
     auto [ec] = co_await park.async_wait(kUse);
@@ -434,20 +449,11 @@ class Transfer {
   }
 
   asio::awaitable<void> watchdog() {
-    asio::steady_timer timer(sock_.get_executor());
-    const auto tick = std::clamp<std::chrono::milliseconds>(idle_ / 10, std::chrono::milliseconds(10),
-                                                            std::chrono::milliseconds(250));
-    for (;;) {
-      timer.expires_after(tick);
-      auto [ec] = co_await timer.async_wait(kUse);
-      if (ec) {
-        aborted_or(ec);
-        co_return;
-      }
-      if (Clock::now() - last_rx_ > idle_) {
-        if (finish()) timed_out_ = true;
-        co_return;
-      }
+    const bool expired = co_await net::idle_expired(last_rx_, idle_);  // not in the if: GCC 12 miscompiles that
+    if (expired) {
+      if (finish()) timed_out_ = true;
+    } else {
+      aborted_or(asio::error::operation_aborted);
     }
   }
 
@@ -470,8 +476,16 @@ class Transfer {
   std::optional<Error> local_error_;
 };
 
+/// Update's texts for a firmware image whose first byte is not ESP_IMAGE_HEADER_MAGIC: "Decryption error" on cores
+/// with the OTA decryption (2.x, 3.x: the image is taken for an encrypted one, and no key is set), "Wrong Magic Byte"
+/// on older cores (or with the decryption compiled out).
+bool is_not_an_image_text(const std::string& text) {
+  return text.find("Decryption error") != std::string::npos || text.find("Wrong Magic Byte") != std::string::npos;
+}
+
 /// Update's error text (Updater.cpp) -> the closest otter code.
 ErrorCode code_for_device_text(const std::string& text) {
+  if (is_not_an_image_text(text)) return ErrorCode::unsupported_kind;
   if (text.find("MD5 Check Failed") != std::string::npos) return ErrorCode::hash_mismatch;
   if (text.find("Not Enough Space") != std::string::npos) return ErrorCode::no_space;
   if (text.find("Bad Size Given") != std::string::npos) return ErrorCode::too_large;
@@ -479,14 +493,6 @@ ErrorCode code_for_device_text(const std::string& text) {
     return ErrorCode::connection_closed;
   }
   return ErrorCode::storage;
-}
-
-Error exception_error(const std::exception& e) {
-  if (const auto* se = dynamic_cast<const boost::system::system_error*>(&e);
-      se != nullptr && se->code() == asio::error::operation_aborted) {
-    return Error(ErrorCode::canceled, "push canceled");
-  }
-  return Error(ErrorCode::internal, fmt::format("unexpected exception: {}", e.what()));
 }
 
 /// Resolves `host` (numeric or name) for UDP: the first endpoint, or an error message.
@@ -511,6 +517,22 @@ asio::awaitable<std::pair<error_code, udp::endpoint>> resolve_udp(const std::str
   co_return std::pair{error_code{}, results.begin()->endpoint()};
 }
 
+/// A firmware image must start with ESP_IMAGE_HEADER_MAGIC (0xE9), or the device's Update refuses it after the first
+/// 4 KiB (see is_not_an_image_text). Checked before inviting: a clear local error instead of the device's puzzling
+/// "Decryption error". `force` skips it (an image encrypted for Update.setupCrypt() starts with any byte).
+Result<void> check_image_magic(int fd, const std::string& path) {
+  std::uint8_t first = 0;
+  if (auto r = pread_exact(fd, &first, 1, 0); !r) return tl::unexpected(r.error().with_context(path));
+  if (first == kImageMagic) return {};
+  return make_error(ErrorCode::unsupported_kind,
+                    fmt::format("{} is not an ESP32 application image: it starts with 0x{:02x}, not 0x{:02x} "
+                                "(ESP_IMAGE_HEADER_MAGIC), and ArduinoOTA's Update refuses such a firmware after its "
+                                "first 4 KiB. Push the sketch's .bin (not the .elf, .hex or a merged image), use "
+                                "--kind filesystem for a data-partition image, or --force for an image encrypted "
+                                "for Update.setupCrypt()",
+                                path, first, kImageMagic));
+}
+
 asio::awaitable<Result<Outcome>> push_on_strand(Request req, Progress progress) {
   try {
     if (req.host.empty()) co_return make_error(ErrorCode::invalid_argument, "no device host given");
@@ -524,20 +546,10 @@ asio::awaitable<Result<Outcome>> push_on_strand(Request req, Progress progress) 
     }
     const std::uint16_t port = req.port != 0 ? req.port : static_cast<std::uint16_t>(aota::kDefaultPort);
 
-    const UniqueFd fd(::open(req.path.c_str(), O_RDONLY | O_CLOEXEC));
-    if (fd.get() < 0) {
-      const int err = errno;
-      co_return make_error(err == ENOENT ? ErrorCode::not_found : ErrorCode::io,
-                           fmt::format("{}: {}", req.path, std::strerror(err)));
-    }
-    struct stat st {};
-    if (::fstat(fd.get(), &st) != 0) {
-      co_return make_error(ErrorCode::io, fmt::format("{}: {}", req.path, std::strerror(errno)));
-    }
-    if (!S_ISREG(st.st_mode)) {
-      co_return make_error(ErrorCode::invalid_argument, fmt::format("{} is not a regular file", req.path));
-    }
-    const auto size = static_cast<std::uint64_t>(st.st_size);
+    auto input = net::open_input_file(req.path);
+    if (!input) co_return tl::unexpected(input.error());
+    const UniqueFd& fd = input->fd;
+    const std::uint64_t size = input->size;
     if (size == 0) {
       co_return make_error(ErrorCode::invalid_argument,
                            fmt::format("{} is empty: ArduinoOTA refuses a zero-size update", req.path));
@@ -545,6 +557,11 @@ asio::awaitable<Result<Outcome>> push_on_strand(Request req, Progress progress) 
     if (size > 0x7FFFFFFFull) {  // the device parses the size with atoi()
       co_return make_error(ErrorCode::too_large,
                            fmt::format("{} is {} bytes: ArduinoOTA cannot announce more than 2 GiB", req.path, size));
+    }
+    const auto magic = check_image_magic(fd.get(), req.path);
+    const bool not_an_image = req.payload == Payload::firmware && !magic;  // only `force` lets it through
+    if (not_an_image && (!req.force || magic.error().code != ErrorCode::unsupported_kind)) {
+      co_return tl::unexpected(magic.error());
     }
     auto md5 = md5_file(fd.get(), size);
     if (!md5) co_return tl::unexpected(md5.error().with_context(req.path));
@@ -654,9 +671,25 @@ asio::awaitable<Result<Outcome>> push_on_strand(Request req, Progress progress) 
       co_return out;
     }
     if (!text.empty()) {
+      std::string message =
+          fmt::format("the device refused the image: '{}' (after {} of {} bytes)", shown(text), t.acked(), size);
+      if (is_not_an_image_text(text)) {
+        message +=
+            ": the image is not an ESP32 application image (its first byte is not 0xE9), or it is encrypted "
+            "and the sketch set no key with Update.setupCrypt(); the device keeps its firmware";
+      }
+      co_return make_error(code_for_device_text(text), std::move(message));
+    }
+    if (not_an_image && !t.timed_out() && t.acked() <= kFlashSector) {
+      // The device's Update refused the image at its first flash sector and closed with our data unread: a reset,
+      // which takes its words ("Decryption error") along when they had not left yet.
       co_return make_error(
-          code_for_device_text(text),
-          fmt::format("the device refused the image: '{}' (after {} of {} bytes)", shown(text), t.acked(), size));
+          ErrorCode::unsupported_kind,
+          fmt::format(
+              "the device dropped the connection after acknowledging {} of {} bytes, at its first 4 KiB flash "
+              "sector: its Update refuses a firmware image that does not start with 0xE9 (this one was sent "
+              "with --force), and the device keeps its firmware",
+              t.acked(), size));
     }
     if (t.timed_out()) {
       co_return make_error(ErrorCode::timeout,
@@ -673,16 +706,14 @@ asio::awaitable<Result<Outcome>> push_on_strand(Request req, Progress progress) 
                                      "result (no OK): the update did not complete",
                                      t.acked(), size));
   } catch (const std::exception& e) {
-    co_return tl::unexpected(exception_error(e));
+    co_return tl::unexpected(net::exception_error(e));
   }
 }
 
 }  // namespace
 
 boost::asio::awaitable<Result<Outcome>> push_arduino_ota(Request request, Progress progress) {
-  const auto strand = asio::make_strand(co_await asio::this_coro::executor);
-  co_return co_await asio::co_spawn(strand, push_on_strand(std::move(request), std::move(progress)),
-                                    asio::use_awaitable);
+  return net::on_own_strand(push_on_strand(std::move(request), std::move(progress)));
 }
 
 }  // namespace otter::adapters

@@ -238,7 +238,9 @@ class Session {
   [[nodiscard]] const char* doing() const {
     switch (phase_) {
       case Phase::handshake:
-        return "during the WebSocket upgrade";
+        return "during the WebSocket upgrade; a WebREPL upgrades one connection at a time and waits without a "
+               "timeout for each request, so another client that connected and sent nothing holds it until it "
+               "closes; or this is not a WebREPL";
       case Phase::prompt:
         return "waiting for the password prompt";
       case Phase::login:
@@ -254,23 +256,14 @@ class Session {
   }
 
   asio::awaitable<void> watchdog() {
-    asio::steady_timer timer(co_await asio::this_coro::executor);
-    for (;;) {
-      const auto deadline = last_activity_ + idle_;
-      timer.expires_at(deadline);
-      auto [ec] = co_await timer.async_wait(kUse);
-      if (done_) co_return;
-      if (ec) {  // the awaiting coroutine was cancelled
-        canceled_ = true;
-        close_socket();
-        co_return;
-      }
-      if (Clock::now() >= last_activity_ + idle_) {
-        timed_out_ = true;
-        close_socket();
-        co_return;
-      }
+    const bool expired = co_await net::idle_expired(last_activity_, idle_);
+    if (done_) co_return;
+    if (expired) {
+      timed_out_ = true;
+    } else {  // the awaiting coroutine was cancelled
+      canceled_ = true;
     }
+    close_socket();
   }
 
   /// Reads one message: text goes to text_ (REPL output), binary to bin_. False on error (recorded).
@@ -341,7 +334,7 @@ class Session {
     }));
     ws_.auto_fragment(false);
     ws_.write_buffer_bytes(kFramePayload + kRequestSize);
-    ws_.read_message_max(1024 * 1024);
+    ws_.read_message_max(std::size_t{1024} * 1024);
     {
       auto [ec] = co_await ws_.async_handshake(format_endpoint(req_.host, req_.port), "/", kUse);
       if (ec) {
@@ -546,20 +539,9 @@ asio::awaitable<Result<Outcome>> push_on_strand(Request req, Progress progress) 
     if (req.name.empty()) req.name = std::filesystem::path(req.path).filename().string();
     if (auto r = check_request(req); !r) co_return tl::unexpected(r.error());
 
-    const UniqueFd fd(::open(req.path.c_str(), O_RDONLY | O_CLOEXEC));
-    if (fd.get() < 0) {
-      const int err = errno;
-      co_return make_error(err == ENOENT ? ErrorCode::not_found : ErrorCode::io,
-                           fmt::format("{}: {}", req.path, std::strerror(err)));
-    }
-    struct stat st {};
-    if (::fstat(fd.get(), &st) != 0) {
-      co_return make_error(ErrorCode::io, fmt::format("{}: {}", req.path, std::strerror(errno)));
-    }
-    if (!S_ISREG(st.st_mode)) {
-      co_return make_error(ErrorCode::invalid_argument, fmt::format("{} is not a regular file", req.path));
-    }
-    const auto size = static_cast<std::uint64_t>(st.st_size);
+    auto input = net::open_input_file(req.path);
+    if (!input) co_return tl::unexpected(input.error());
+    const std::uint64_t size = input->size;
     if (size > 0xFFFFFFFFULL) {
       co_return make_error(ErrorCode::too_large,
                            fmt::format("{} is {} bytes; a WebREPL request carries a 32-bit size", req.path, size));
@@ -569,13 +551,10 @@ asio::awaitable<Result<Outcome>> push_on_strand(Request req, Progress progress) 
     if (auto r = co_await net::connect_to(sock, req.host, req.port, req.connect_timeout); !r)
       co_return tl::unexpected(r.error());
 
-    Session session(std::move(sock), req, progress, fd.get(), size);
+    Session session(std::move(sock), req, progress, input->fd.get(), size);
     co_return co_await session.run();
-  } catch (const boost::system::system_error& e) {
-    if (e.code() == asio::error::operation_aborted) co_return make_error(ErrorCode::canceled, "transfer canceled");
-    co_return make_error(ErrorCode::internal, fmt::format("unexpected exception: {}", e.what()));
   } catch (const std::exception& e) {
-    co_return make_error(ErrorCode::internal, fmt::format("unexpected exception: {}", e.what()));
+    co_return tl::unexpected(net::exception_error(e));
   }
 }
 
@@ -583,9 +562,7 @@ asio::awaitable<Result<Outcome>> push_on_strand(Request req, Progress progress) 
 
 asio::awaitable<Result<Outcome>> push_webrepl(Request request, Progress progress) {
   if (request.port == 0) request.port = default_port(Protocol::webrepl);
-  const auto strand = asio::make_strand(co_await asio::this_coro::executor);
-  co_return co_await asio::co_spawn(strand, push_on_strand(std::move(request), std::move(progress)),
-                                    asio::use_awaitable);
+  return net::on_own_strand(push_on_strand(std::move(request), std::move(progress)));
 }
 
 }  // namespace otter::adapters

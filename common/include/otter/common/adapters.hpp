@@ -47,7 +47,9 @@ struct Request {
   Payload payload = Payload::file;
   std::string password;  ///< arduino-ota (empty: the device has none), webrepl (4..9 characters)
   bool verify = false;   ///< webrepl: read the file back (GET) and compare, as WebREPL has no checksum
-  bool force = false;    ///< legacy: send even what the receiver's single recv(1024) cannot take whole
+  /// legacy: send even what the receiver's single recv(1024) cannot take whole; arduino-ota: send a firmware image
+  /// that does not start with 0xE9 (an image encrypted for Update.setupCrypt())
+  bool force = false;
   /// arduino-ota: the address the device connects back to. Empty: this host's address on the route to the device.
   std::string callback_host;
   std::uint16_t callback_port = 0;  ///< arduino-ota: the TCP port opened for the device (0 = ephemeral)

@@ -16,7 +16,7 @@ namespace otter {
 using Sha256Digest = std::array<std::uint8_t, 32>;
 
 /// Block size of the streamed hash.
-constexpr std::size_t kHashBlockSize = 1024 * 1024;
+constexpr std::size_t kHashBlockSize = std::size_t{1024} * 1024;
 
 /// Called after each block: (bytes hashed so far, total).
 using HashProgress = std::function<void(std::uint64_t done, std::uint64_t total)>;

@@ -13,7 +13,7 @@ namespace otter {
 /// The protocol's minimum key length (docs/protocol.md: "at least 16 bytes").
 constexpr std::size_t kMinKeySize = 16;
 /// A key file larger than this is refused (it is certainly not a key file).
-constexpr std::size_t kMaxKeyFileSize = 64 * 1024;
+constexpr std::size_t kMaxKeyFileSize = std::size_t{64} * 1024;
 
 /// Extracts the secret from a key file's content. CONFIG if it is empty, spans several lines, or is shorter than
 /// `min_size` bytes. `origin` (the file name) is used in messages; the secret itself never is.

@@ -22,7 +22,7 @@ namespace {
 using core::fail;
 using core::Result;
 
-constexpr std::size_t kBlock = 64 * 1024;
+constexpr std::size_t kBlock = std::size_t{64} * 1024;
 constexpr const char* kOtterDir = ".otter";
 constexpr const char* kPartDir = "part";
 

@@ -31,7 +31,7 @@ using otter::core::ByteView;
 /// connection under a peer that has not read our last frame yet.
 constexpr unsigned long kLingerMs = 1000;
 /// Socket bytes taken per handle() call at most (keeps loop() responsive during a transfer).
-constexpr size_t kMaxBytesPerHandle = 16 * 1024;
+constexpr size_t kMaxBytesPerHandle = size_t{16} * 1024;
 /// A session silent for this long gives way to a new client (a pusher that vanished without closing, e.g. its WiFi
 /// dropped, would otherwise hold the device for the whole idle timeout).
 constexpr unsigned long kTakeoverMs = 5000;

@@ -12,6 +12,8 @@
 // task.
 #pragma once
 
+// A C header (ESP-IDF apps are often C): C headers and typedefs on purpose.
+// NOLINTBEGIN(modernize-deprecated-headers,modernize-use-using)
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -172,3 +174,4 @@ uint16_t otter_ota_get_port(void);
 #ifdef __cplusplus
 }
 #endif
+// NOLINTEND(modernize-deprecated-headers,modernize-use-using)

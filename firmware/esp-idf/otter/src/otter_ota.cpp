@@ -44,7 +44,7 @@ constexpr std::size_t kMinKey = 16;
 constexpr std::size_t kMaxKey = 128;
 constexpr std::uint32_t kPollMs = 200;     // how often the task looks at the stop flag, timers and auto-confirm
 constexpr std::uint64_t kLingerMs = 1000;  // after the last frame: wait for the peer to close first
-constexpr std::uint64_t kMinProgressStep = 16 * 1024;
+constexpr std::uint64_t kMinProgressStep = std::uint64_t{16} * 1024;
 
 std::uint64_t now_ms() { return static_cast<std::uint64_t>(esp_timer_get_time() / 1000); }
 

@@ -28,7 +28,7 @@ namespace otter::server::http {
 struct ServerOptions {
   std::string host = "127.0.0.1";
   std::uint16_t port = 0;  ///< 0 = ephemeral (see Server::port())
-  std::size_t max_header_bytes = 16 * 1024;
+  std::size_t max_header_bytes = std::size_t{16} * 1024;
   std::uint64_t max_body_bytes = 1u << 20;
   std::uint64_t max_upload_bytes = 4ull << 30;
   std::string spool_dir;  ///< spooled request bodies (created if missing; stale "req-*" files are removed at start)
@@ -50,7 +50,7 @@ class Server {
   /// Binds and starts accepting on `io` (the caller runs it). The router must outlive the server.
   static Result<std::unique_ptr<Server>> listen(boost::asio::io_context& io, ServerOptions options,
                                                 const Router& router);
-  ~Server();
+  ~Server();  // NOLINT(bugprone-exception-escape): see the definition
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
 

@@ -38,6 +38,9 @@ class Store {
   virtual Result<std::vector<JobRecord>> unfinished_jobs() = 0;
   virtual Result<void> update_job(const JobRecord& job) = 0;  ///< state, started, finished, cancel_requested
   virtual Result<void> update_target(std::int64_t job_id, const JobTarget& target) = 0;
+  /// A target's final result and its audit record (if any), in one transaction: a crash leaves both or neither.
+  virtual Result<void> finish_target(std::int64_t job_id, const JobTarget& target,
+                                     std::optional<EventRecord> audit) = 0;
 
   // Audit trail.
   virtual Result<std::int64_t> add_event(EventRecord event) = 0;

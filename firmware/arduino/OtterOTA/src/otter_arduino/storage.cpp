@@ -156,7 +156,7 @@ Result<std::uint64_t> DeviceStorage::begin_file(std::uint64_t size, const std::u
     if (meta_ok) file_ = fs_.open(part_, FILE_WRITE);
     if (!meta_ok || !file_) {
       fs_.remove(meta_);
-      const bool full = free_space() < 2 * 4096;
+      const bool full = free_space() < std::uint64_t{2} * 4096;
       if (full) return fail(ErrorCode::no_space, "the file system is full");
       return fail(ErrorCode::storage, "cannot create the partial copy");
     }
