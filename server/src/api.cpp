@@ -298,8 +298,8 @@ void register_routes(http::Router& router, const ApiContext& ctx) {
   router.add("GET", "/api/v1/openapi.json",
              [](Request&, const Responder& res) { res.reply(Response::json(200, std::string(openapi_document()))); });
   router.add("POST", "/api/upload",
-             [ctx](Request& req, Responder res) { api::original_upload(ctx, req, std::move(res)); });
-  router.add("GET", "/api/v1/events", [ctx](Request&, Responder res) { api::events_stream(ctx, std::move(res)); });
+             [ctx](Request& req, const Responder& res) { api::original_upload(ctx, req, res); });
+  router.add("GET", "/api/v1/events", [ctx](Request&, const Responder& res) { api::events_stream(ctx, res); });
   api::register_devices(router, ctx);
   api::register_artifacts(router, ctx);
   api::register_jobs(router, ctx);

@@ -201,12 +201,11 @@ void register_artifacts(http::Router& router, const ApiContext& ctx) {
         });
   });
   router.add(
-      "POST", "/api/v1/artifacts",
-      [ctx](Request& req, Responder res) { upload(ctx, req, std::move(res), std::nullopt); },
+      "POST", "/api/v1/artifacts", [ctx](Request& req, const Responder& res) { upload(ctx, req, res, std::nullopt); },
       http::BodyMode::spooled);
   router.add(
       "PUT", "/api/v1/artifacts/{name...}",
-      [ctx](Request& req, Responder res) { upload(ctx, req, std::move(res), req.params.at("name")); },
+      [ctx](Request& req, const Responder& res) { upload(ctx, req, res, req.params.at("name")); },
       http::BodyMode::spooled);
   router.add("GET", "/api/v1/artifacts/{name...}", [ctx](Request& req, const Responder& res) {
     const std::string name = req.params.at("name");

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <charconv>
 #include <cmath>
+#include <cstdio>
 #include <deque>
 #include <random>
 #include <utility>
@@ -75,7 +76,7 @@ nanoseconds transmit_time(std::size_t bytes, double rate) {
 
 /// Read size: about 2 ms of link time (smooth serialisation, few syscalls), 1..16 KiB; 64 KiB when unlimited.
 std::size_t chunk_size(double rate) {
-  if (rate <= 0) return 64 * 1024;
+  if (rate <= 0) return std::size_t{64} * 1024;
   return static_cast<std::size_t>(std::clamp(rate * 0.002, 1024.0, 16384.0));
 }
 
@@ -212,7 +213,7 @@ struct Chunk {
 
 /// A timer used as a wake-up signal: wait() until notify() or the deadline.
 struct Signal {
-  explicit Signal(asio::any_io_executor ex) : timer(ex) {}
+  explicit Signal(const asio::any_io_executor& ex) : timer(ex) {}
   asio::awaitable<void> wait_until(Clock::time_point deadline) {
     timer.expires_at(deadline);
     waiting = true;
@@ -227,7 +228,7 @@ struct Signal {
 };
 
 struct Pipe {
-  explicit Pipe(asio::any_io_executor ex) : writer_wake(ex), reader_wake(ex) {}
+  explicit Pipe(const asio::any_io_executor& ex) : writer_wake(ex), reader_wake(ex) {}
   std::deque<Chunk> queue;
   std::uint64_t queued = 0;     ///< data bytes read but not yet written
   std::uint64_t read = 0;       ///< data bytes read from the source
@@ -445,7 +446,7 @@ struct Conn : std::enable_shared_from_this<Conn> {
         std::size_t count = 0;
         std::size_t bytes = 0;
         for (const Chunk& c : p.queue) {
-          if (c.kind != Kind::data || c.deliver_at > now || bytes >= 256 * 1024) break;
+          if (c.kind != Kind::data || c.deliver_at > now || bytes >= std::size_t{256} * 1024) break;
           gather.emplace_back(c.bytes.data(), c.bytes.size());
           bytes += c.bytes.size();
           ++count;
@@ -571,7 +572,12 @@ asio::awaitable<void> Linkem::Impl::accept_loop() {
 Linkem::Linkem(asio::io_context& io, Options options) : impl_(std::make_shared<Impl>(io, std::move(options))) {}
 
 Linkem::~Linkem() {
-  if (impl_) stop();
+  if (!impl_) return;
+  try {
+    stop();
+  } catch (const std::exception& e) {  // closing sockets does not throw with error_code overloads; be sure anyway
+    std::fprintf(stderr, "linkem: stopping: %s\n", e.what());
+  }
 }
 
 std::uint16_t Linkem::port() const { return impl_->acceptor.local_endpoint().port(); }
