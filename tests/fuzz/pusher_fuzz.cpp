@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "fuzz_check.hpp"
+#include "fuzz_crypto.hpp"
 #include "fuzz_input.hpp"
 #include "otter/core/codec.hpp"
 #include "otter/core/pusher.hpp"
@@ -29,20 +30,7 @@ namespace {
 
 const std::string kKey = "fuzz-device-key-0123456789";
 
-class FuzzCrypto final : public core::CryptoPort {
- public:
-  core::Sha256& sha256() override { return inner_.sha256(); }
-  bool hmac_sha256(ByteView key, const ByteView* parts, std::size_t n, std::uint8_t out[core::kHashSize]) override {
-    return inner_.hmac_sha256(key, parts, n, out);
-  }
-  bool random(std::uint8_t* out, std::size_t n) override {
-    for (std::size_t i = 0; i < n; ++i) out[i] = static_cast<std::uint8_t>(i * 13 + 5);
-    return true;
-  }
-
- private:
-  ports::OpenSslCrypto inner_;
-};
+using otter::fuzz::FuzzCrypto;
 
 Bytes frame(const std::uint8_t* buf, std::size_t n) { return Bytes(buf, buf + n); }
 

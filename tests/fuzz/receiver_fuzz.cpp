@@ -21,6 +21,7 @@
 
 #include "fake_storage.hpp"
 #include "fuzz_check.hpp"
+#include "fuzz_crypto.hpp"
 #include "fuzz_input.hpp"
 #include "otter/core/codec.hpp"
 #include "otter/core/name.hpp"
@@ -36,22 +37,7 @@ namespace {
 const std::string kKey = "fuzz-device-key-0123456789";
 const std::string kId = "fuzz-device";
 
-/// The OpenSSL port with a deterministic nonce (a reproducible run for every input).
-class FuzzCrypto final : public core::CryptoPort {
- public:
-  core::Sha256& sha256() override { return inner_.sha256(); }
-  bool hmac_sha256(ByteView key, const ByteView* parts, std::size_t n, std::uint8_t out[core::kHashSize]) override {
-    return inner_.hmac_sha256(key, parts, n, out);
-  }
-  bool random(std::uint8_t* out, std::size_t n) override {
-    for (std::size_t i = 0; i < n; ++i) out[i] = static_cast<std::uint8_t>(counter_++ * 37 + 11);
-    return true;
-  }
-
- private:
-  ports::OpenSslCrypto inner_;
-  std::uint8_t counter_ = 0;
-};
+using otter::fuzz::FuzzCrypto;
 
 Bytes sha256_of(const std::uint8_t* p, std::size_t n) {
   ports::OpenSslSha256 h;
