@@ -145,20 +145,27 @@ Result<Sha256Digest> sha256_fd(int fd, std::uint64_t size, const HashProgress& p
   return out;
 }
 
-Result<Sha256Digest> sha256_file(const std::string& path, const HashProgress& progress) {
-  const UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (fd.get() < 0) {
+Result<InputFile> open_input_file(const std::string& path) {
+  InputFile in{UniqueFd(::open(path.c_str(), O_RDONLY | O_CLOEXEC)), 0};
+  if (in.fd.get() < 0) {
     const int err = errno;
     return make_error(err == ENOENT ? ErrorCode::not_found : ErrorCode::io,
                       fmt::format("{}: {}", path, std::strerror(err)));
   }
   struct stat st {};
-  if (::fstat(fd.get(), &st) != 0)
+  if (::fstat(in.fd.get(), &st) != 0)
     return make_error(ErrorCode::io, fmt::format("{}: {}", path, std::strerror(errno)));
   if (!S_ISREG(st.st_mode))
     return make_error(ErrorCode::invalid_argument, fmt::format("{} is not a regular file", path));
-  ::posix_fadvise(fd.get(), 0, 0, POSIX_FADV_SEQUENTIAL);
-  auto r = sha256_fd(fd.get(), static_cast<std::uint64_t>(st.st_size), progress);
+  in.size = static_cast<std::uint64_t>(st.st_size);
+  ::posix_fadvise(in.fd.get(), 0, 0, POSIX_FADV_SEQUENTIAL);
+  return in;
+}
+
+Result<Sha256Digest> sha256_file(const std::string& path, const HashProgress& progress) {
+  auto in = open_input_file(path);
+  if (!in) return tl::unexpected(in.error());
+  auto r = sha256_fd(in->fd.get(), in->size, progress);
   if (!r) return tl::unexpected(r.error().with_context(path));
   return r;
 }

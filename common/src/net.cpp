@@ -94,22 +94,6 @@ asio::awaitable<bool> idle_expired(const std::chrono::steady_clock::time_point& 
   }
 }
 
-Result<InputFile> open_input_file(const std::string& path) {
-  InputFile in{UniqueFd(::open(path.c_str(), O_RDONLY | O_CLOEXEC)), 0};
-  if (in.fd.get() < 0) {
-    const int err = errno;
-    return make_error(err == ENOENT ? ErrorCode::not_found : ErrorCode::io,
-                      fmt::format("{}: {}", path, std::strerror(err)));
-  }
-  struct stat st {};
-  if (::fstat(in.fd.get(), &st) != 0)
-    return make_error(ErrorCode::io, fmt::format("{}: {}", path, std::strerror(errno)));
-  if (!S_ISREG(st.st_mode))
-    return make_error(ErrorCode::invalid_argument, fmt::format("{} is not a regular file", path));
-  in.size = static_cast<std::uint64_t>(st.st_size);
-  return in;
-}
-
 Error exception_error(const std::exception& e) {
   if (const auto* se = dynamic_cast<const boost::system::system_error*>(&e);
       se != nullptr && se->code() == asio::error::operation_aborted) {

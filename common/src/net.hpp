@@ -42,15 +42,6 @@ boost::asio::awaitable<T> on_own_strand(boost::asio::awaitable<T> op) {
 boost::asio::awaitable<bool> idle_expired(const std::chrono::steady_clock::time_point& last_activity,
                                           std::chrono::milliseconds idle);
 
-/// A local file opened for reading, and its size.
-struct InputFile {
-  UniqueFd fd;
-  std::uint64_t size = 0;
-};
-
-/// Opens `path` for reading: NOT_FOUND, IO, or INVALID_ARGUMENT when it is not a regular file.
-Result<InputFile> open_input_file(const std::string& path);
-
 /// An exception that escaped a transfer's coroutines: CANCELED for operation_aborted, INTERNAL otherwise.
 Error exception_error(const std::exception& e);
 

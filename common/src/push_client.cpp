@@ -369,25 +369,14 @@ asio::awaitable<Result<PushOutcome>> push_on_strand(PushOptions o, PushProgress 
       co_return make_error(ErrorCode::invalid_argument, "timeouts must be positive");
     }
 
-    const UniqueFd fd(::open(o.path.c_str(), O_RDONLY | O_CLOEXEC));
-    if (fd.get() < 0) {
-      const int err = errno;
-      co_return make_error(err == ENOENT ? ErrorCode::not_found : ErrorCode::io,
-                           fmt::format("{}: {}", o.path, std::strerror(err)));
-    }
-    struct stat st {};
-    if (::fstat(fd.get(), &st) != 0) {
-      co_return make_error(ErrorCode::io, fmt::format("{}: {}", o.path, std::strerror(errno)));
-    }
-    if (!S_ISREG(st.st_mode)) {
-      co_return make_error(ErrorCode::invalid_argument, fmt::format("{} is not a regular file", o.path));
-    }
-    const auto file_size = static_cast<std::uint64_t>(st.st_size);
+    auto input = open_input_file(o.path);
+    if (!input) co_return tl::unexpected(input.error());
+    const UniqueFd fd = std::move(input->fd);
+    const std::uint64_t file_size = input->size;
     if (o.size && *o.size != file_size) {
       co_return make_error(ErrorCode::invalid_argument,
                            fmt::format("{} is {} bytes, expected {}", o.path, file_size, *o.size));
     }
-    ::posix_fadvise(fd.get(), 0, 0, POSIX_FADV_SEQUENTIAL);
     if (!o.sha256) {
       auto h = sha256_fd(fd.get(), file_size);
       if (!h) co_return tl::unexpected(h.error().with_context(o.path));

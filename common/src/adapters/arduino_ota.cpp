@@ -546,7 +546,7 @@ asio::awaitable<Result<Outcome>> push_on_strand(Request req, Progress progress) 
     }
     const std::uint16_t port = req.port != 0 ? req.port : static_cast<std::uint16_t>(aota::kDefaultPort);
 
-    auto input = net::open_input_file(req.path);
+    auto input = open_input_file(req.path);
     if (!input) co_return tl::unexpected(input.error());
     const UniqueFd& fd = input->fd;
     const std::uint64_t size = input->size;

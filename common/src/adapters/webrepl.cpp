@@ -539,7 +539,7 @@ asio::awaitable<Result<Outcome>> push_on_strand(Request req, Progress progress) 
     if (req.name.empty()) req.name = std::filesystem::path(req.path).filename().string();
     if (auto r = check_request(req); !r) co_return tl::unexpected(r.error());
 
-    auto input = net::open_input_file(req.path);
+    auto input = open_input_file(req.path);
     if (!input) co_return tl::unexpected(input.error());
     const std::uint64_t size = input->size;
     if (size > 0xFFFFFFFFULL) {

@@ -10,6 +10,7 @@
 #include <string>
 
 #include "otter/common/error.hpp"
+#include "otter/common/unique_fd.hpp"
 
 namespace otter {
 
@@ -23,6 +24,16 @@ using HashProgress = std::function<void(std::uint64_t done, std::uint64_t total)
 
 /// SHA-256 of a whole file. NOT_FOUND if it does not exist, IO if it cannot be opened or read, INVALID_ARGUMENT if it
 /// is not a regular file.
+/// A local file opened for reading, and its size.
+struct InputFile {
+  UniqueFd fd;
+  std::uint64_t size = 0;
+};
+
+/// Opens `path` for reading: NOT_FOUND, IO, or INVALID_ARGUMENT when it is not a regular file. Hints sequential
+/// reading to the kernel.
+Result<InputFile> open_input_file(const std::string& path);
+
 Result<Sha256Digest> sha256_file(const std::string& path, const HashProgress& progress = {});
 
 /// SHA-256 of the first `size` bytes of an open file, read with pread (the file offset is not used or changed).
