@@ -49,7 +49,7 @@ using asio::ip::tcp;
 using Clock = std::chrono::steady_clock;
 constexpr auto use_nothrow = asio::as_tuple(asio::use_awaitable);
 
-constexpr std::size_t kReadBuffer = std::size_t{64} * 1024;
+constexpr std::size_t kReadBuffer = std::size_t{256} * 1024;
 /// How long a finished session keeps reading (and discarding) after its last frame, so that closing does not reset
 /// the connection under the peer before it has read that frame.
 constexpr std::uint64_t kLingerMs = 1000;
@@ -193,8 +193,9 @@ class Session final : public std::enable_shared_from_this<Session>, public core:
     core::ReceiverConfig cfg;
     cfg.key = core::ByteView(agent.key.data(), agent.key.size());
     cfg.device_id = core::ByteView(dev.spec.id.data(), dev.spec.id.size());
-    cfg.caps = static_cast<std::uint16_t>(core::caps::file | core::caps::resume | core::caps::stat |
-                                          core::caps::reboot | (agent.opts.firmware ? core::caps::firmware : 0));
+    cfg.caps =
+        static_cast<std::uint16_t>(core::caps::file | core::caps::resume | core::caps::stat | core::caps::reboot |
+                                   core::caps::digest_last | (agent.opts.firmware ? core::caps::firmware : 0));
     cfg.window = agent.opts.window;
     cfg.max_size = agent.opts.max_size;
     cfg.idle_timeout_ms = agent.opts.idle_timeout_ms;

@@ -135,7 +135,7 @@ ParseResult parse_command_line(int argc, const char* const* argv) {
   std::string listen = "0.0.0.0:12345";
   std::string max_size = "0";
   std::string rate = "0";
-  std::string window = "1M";
+  std::string window = "8M";
   double idle_timeout = 30;
   std::size_t devices = 0;
   int port_base = -1;

@@ -9,7 +9,13 @@
 //             async_write (content is never copied through the state machine); when the window is full it sleeps
 //             on `wake` until the reader or the ticker cancels it;
 //   ticker  — calls Pusher::tick() so that a silent device ends the session with TIMEOUT.
+//
+// Without a known SHA-256 (PushOptions::sha256 unset) the session asks for DIGEST_LAST: the writer hashes each
+// batch as it sends it, so the file is read once, and hands the digest to the pusher after the last byte. A device
+// without the capability gets the SHA-256 in the request, hashed by the writer on the same connection.
 #include <fcntl.h>
+#include <sys/sendfile.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -109,6 +115,9 @@ class Session {
     const std::size_t frames = std::clamp<std::size_t>(kBatchBytes / chunk_, 1, kMaxFramesPerBatch);
     batch_cap_ = frames * chunk_;
     if (fd_ >= 0) batch_ = std::make_unique_for_overwrite<std::uint8_t[]>(batch_cap_);
+    error_code ec;
+    sock_.native_non_blocking(true, ec);  // sendfile/send below must not block the event loop
+    zero_copy_ = fd_ >= 0 && !ec;
     headers_.resize(frames);
     lengths_.reserve(frames);
     buffers_.reserve(2 * frames);
@@ -168,7 +177,8 @@ class Session {
       spdlog::debug("device {}: caps {:#06x}, window {}, max_size {}, free {}", device_.id, device_.caps,
                     device_.window, device_.max_size, device_.free);
     }
-    if (progress_ != nullptr && *progress_ && (st == S::sending || st == S::await_done || st == S::succeeded) &&
+    if (progress_ != nullptr && *progress_ &&
+        (st == S::sending || st == S::need_digest || st == S::await_done || st == S::succeeded) &&
         (!reported_ || pusher_.acked() != last_acked_)) {
       reported_ = true;
       last_acked_ = pusher_.acked();
@@ -202,15 +212,34 @@ class Session {
         pusher_.output_consumed(n);
         continue;
       }
+      if (pusher_.needs_sha256() || pusher_.needs_prefix_check() || pusher_.needs_digest()) {
+        if (auto r = hash_step(); !r) {
+          fail_locally(r.error());
+          co_return;
+        }
+        continue;
+      }
       if (!gather()) {
         // Window full or nothing to send: sleep until the reader (ACK, DONE, ERROR) or the ticker wakes us.
         wake_.expires_at(asio::steady_timer::time_point::max());
         co_await wake_.async_wait(kUse);
         continue;
       }
-      if (auto r = pread_exact(fd_, batch_.get(), batch_fill_, batch_offset_); !r) {
-        fail_locally(r.error());
-        co_return;
+      const bool hashing = pusher_.digest_last_used();
+      if (hashing || !zero_copy_) {
+        if (auto r = pread_exact(fd_, batch_.get(), batch_fill_, batch_offset_); !r) {
+          fail_locally(r.error());
+          co_return;
+        }
+        if (hashing) content_hash_.update(batch_.get(), batch_fill_);
+      }
+      if (zero_copy_) {
+        const error_code ec = co_await send_batch_from_file();
+        if (ec) {
+          transport_failed(ec);
+          co_return;
+        }
+        continue;
       }
       buffers_.clear();
       std::size_t pos = 0;
@@ -226,6 +255,73 @@ class Session {
         co_return;
       }
     }
+  }
+
+  /// Sends the gathered frames with the content straight from the file (sendfile: the page cache goes to the
+  /// socket without a copy through user space); headers go with MSG_MORE so that they share segments with it.
+  asio::awaitable<error_code> send_batch_from_file() {
+    const int s = sock_.native_handle();
+    std::uint64_t off = batch_offset_;
+    const auto wait_writable = [&]() -> asio::awaitable<error_code> {
+      auto [ec] = co_await sock_.async_wait(tcp::socket::wait_write, kUse);
+      co_return ec;
+    };
+    for (std::size_t i = 0; i < lengths_.size(); ++i) {
+      for (std::size_t at = 0; at < core::kFrameHeaderSize;) {
+        const ssize_t w = ::send(s, headers_[i].data() + at, core::kFrameHeaderSize - at, MSG_NOSIGNAL | MSG_MORE);
+        if (w >= 0) {
+          at += static_cast<std::size_t>(w);
+        } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
+          if (const error_code ec = co_await wait_writable()) co_return ec;
+        } else if (errno != EINTR) {
+          co_return error_code(errno, boost::system::system_category());
+        }
+      }
+      for (std::size_t left = lengths_[i]; left > 0;) {
+        auto o = static_cast<off_t>(off);
+        const ssize_t w = ::sendfile(s, fd_, &o, left);
+        if (w > 0) {
+          off += static_cast<std::uint64_t>(w);
+          left -= static_cast<std::size_t>(w);
+          bytes_sent_ += static_cast<std::uint64_t>(w);
+        } else if (w == 0) {
+          fail_locally(Error(ErrorCode::io, "the file shrank while it was being sent"));
+          co_return error_code{};
+        } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
+          if (const error_code ec = co_await wait_writable()) co_return ec;
+        } else if (errno != EINTR) {
+          co_return error_code(errno, boost::system::system_category());
+        }
+      }
+    }
+    co_return error_code{};
+  }
+
+  /// The pusher waits for a SHA-256 only the file can give (DIGEST_LAST): the whole file's before the request, the
+  /// held prefix's before resuming, or the content's after the last DATA byte (hashed while sending).
+  Result<void> hash_step() {
+    std::uint8_t digest[core::kHashSize];
+    if (pusher_.needs_sha256()) {
+      auto h = sha256_fd(fd_, size_);
+      if (!h) return tl::unexpected(h.error());
+      pusher_.set_sha256(h->data());
+      return {};
+    }
+    if (pusher_.needs_prefix_check()) {
+      content_hash_.reset();
+      for (std::uint64_t at = 0; at < pusher_.resume_offset();) {
+        const auto n = static_cast<std::size_t>(std::min<std::uint64_t>(batch_cap_, pusher_.resume_offset() - at));
+        if (auto r = pread_exact(fd_, batch_.get(), n, at); !r) return r;
+        content_hash_.update(batch_.get(), n);
+        at += n;
+      }
+      content_hash_.peek(digest);
+      pusher_.prefix_checked(digest);
+      return {};
+    }
+    content_hash_.finish(digest);
+    pusher_.set_digest(digest);
+    return {};
   }
 
   /// Takes as many DATA frames as the pusher allows (up to one batch). False if none.
@@ -280,6 +376,7 @@ class Session {
 
   tcp::socket& sock_;
   ports::OpenSslCrypto crypto_;
+  ports::OpenSslSha256 content_hash_;  // DIGEST_LAST: the content as it is sent
   core::Pusher pusher_;
   asio::steady_timer wake_;
   int fd_;
@@ -288,6 +385,7 @@ class Session {
   std::uint32_t tick_interval_;
   const PushProgress* progress_;
 
+  bool zero_copy_ = false;  // DATA content goes by sendfile, not through batch_
   std::unique_ptr<std::uint8_t[]> batch_;
   std::size_t batch_cap_ = 0;
   std::size_t batch_fill_ = 0;
@@ -373,11 +471,13 @@ asio::awaitable<Result<PushOutcome>> push_on_strand(PushOptions o, PushProgress 
     if (!input) co_return tl::unexpected(input.error());
     const UniqueFd fd = std::move(input->fd);
     const std::uint64_t file_size = input->size;
+    std::optional<tcp::socket> socket;  // outlives the session that refers to it
     if (o.size && *o.size != file_size) {
       co_return make_error(ErrorCode::invalid_argument,
                            fmt::format("{} is {} bytes, expected {}", o.path, file_size, *o.size));
     }
-    if (!o.sha256) {
+    if (!o.sha256 && o.skip_unchanged) {
+      // Comparing with the device's copy needs the SHA-256 first (otherwise it goes after the data).
       auto h = sha256_fd(fd.get(), file_size);
       if (!h) co_return tl::unexpected(h.error().with_context(o.path));
       o.sha256 = *h;
@@ -399,10 +499,6 @@ asio::awaitable<Result<PushOutcome>> push_on_strand(PushOptions o, PushProgress 
       }
     }
 
-    tcp::socket sock(co_await asio::this_coro::executor);
-    if (auto r = co_await connect_to(sock, o.host, o.port, o.connect_timeout); !r)
-      co_return tl::unexpected(r.error());
-
     core::PushParams params;
     params.key = core::ByteView(o.key.data(), o.key.size());
     params.op = core::Operation::push;
@@ -410,18 +506,37 @@ asio::awaitable<Result<PushOutcome>> push_on_strand(PushOptions o, PushProgress 
     params.kind = o.kind;
     params.flags = o.flags;
     params.size = file_size;
-    std::copy(o.sha256->begin(), o.sha256->end(), params.sha256);
+    if (o.sha256) {
+      std::copy(o.sha256->begin(), o.sha256->end(), params.sha256);
+    } else {
+      params.digest_last = true;
+    }
     params.chunk_size = o.chunk_size;
     params.idle_timeout_ms = static_cast<std::uint32_t>(o.idle_timeout.count());
-    Session session(sock, params, fd.get(), &progress);
-    co_await session.run();
-    if (auto e = session.error()) co_return tl::unexpected(*e);
 
-    const core::Pusher& p = session.pusher();
+    // A DIGEST_LAST push may find that the device's partial copy is of other content (same name and size): the
+    // second attempt asks the device to start from 0 (RESTART).
+    std::optional<Session> session;
+    for (int attempt = 0;; ++attempt) {
+      session.reset();
+      tcp::socket& sock = socket.emplace(co_await asio::this_coro::executor);
+      if (auto r = co_await connect_to(sock, o.host, o.port, o.connect_timeout); !r)
+        co_return tl::unexpected(r.error());
+      session.emplace(sock, params, fd.get(), &progress);
+      co_await session->run();
+      const std::optional<Error> e = session->error();
+      if (!e) break;
+      if (e->code != ErrorCode::resume_mismatch || attempt > 0) co_return tl::unexpected(*e);
+      spdlog::debug("push: {}; pushing again from offset 0", e->message);
+      params.flags = static_cast<std::uint8_t>(params.flags | core::flags::restart);
+    }
+
+    const core::Pusher& p = session->pusher();
     PushOutcome out;
-    out.device = session.device();
+    out.device = session->device();
     out.resume_offset = p.resume_offset();
-    out.bytes_sent = session.bytes_sent();
+    out.bytes_sent = session->bytes_sent();
+    out.digest_last = p.digest_last_used();
     out.bytes_acked = p.acked();
     out.total = p.done().size;
     std::copy(std::begin(p.done().sha256), std::end(p.done().sha256), out.sha256.begin());

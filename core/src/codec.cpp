@@ -17,6 +17,7 @@ bool known_type(std::uint8_t t) {
     case FrameType::push:
     case FrameType::stat:
     case FrameType::data:
+    case FrameType::digest:
     case FrameType::error:
       return true;
   }
@@ -149,18 +150,48 @@ Result<StatRequest> decode_stat(ByteView in) {
 }
 
 std::size_t encode_ready(const Ready& m, std::uint8_t* out, std::size_t cap) {
-  std::uint8_t* p = begin_frame(FrameType::ready, kReadyPayload, out, cap);
+  const std::size_t len = m.has_prefix ? kReadyPrefixPayload : kReadyPayload;
+  std::uint8_t* p = begin_frame(FrameType::ready, len, out, cap);
   if (p == nullptr) return 0;
   put_u64(p, m.offset);
-  std::memcpy(p + 8, m.mac, kMacSize);
-  return kFrameHeaderSize + kReadyPayload;
+  std::size_t at = 8;
+  if (m.has_prefix) {
+    std::memcpy(p + at, m.prefix_sha256, kHashSize);
+    at += kHashSize;
+  }
+  std::memcpy(p + at, m.mac, kMacSize);
+  return kFrameHeaderSize + len;
 }
 
 Result<Ready> decode_ready(ByteView in) {
-  if (in.size != kReadyPayload) return fail(ErrorCode::protocol, "READY length mismatch");
+  if (in.size != kReadyPayload && in.size != kReadyPrefixPayload) {
+    return fail(ErrorCode::protocol, "READY length mismatch");
+  }
   Ready m;
   m.offset = get_u64(in.data);
-  std::memcpy(m.mac, in.data + 8, kMacSize);
+  std::size_t at = 8;
+  m.has_prefix = in.size == kReadyPrefixPayload;
+  if (m.has_prefix) {
+    std::memcpy(m.prefix_sha256, in.data + at, kHashSize);
+    at += kHashSize;
+  }
+  std::memcpy(m.mac, in.data + at, kMacSize);
+  return m;
+}
+
+std::size_t encode_digest(const Digest& m, std::uint8_t* out, std::size_t cap) {
+  std::uint8_t* p = begin_frame(FrameType::digest, kDigestPayload, out, cap);
+  if (p == nullptr) return 0;
+  std::memcpy(p, m.sha256, kHashSize);
+  std::memcpy(p + kHashSize, m.mac, kMacSize);
+  return kFrameHeaderSize + kDigestPayload;
+}
+
+Result<Digest> decode_digest(ByteView in) {
+  if (in.size != kDigestPayload) return fail(ErrorCode::protocol, "DIGEST length mismatch");
+  Digest m;
+  std::memcpy(m.sha256, in.data, kHashSize);
+  std::memcpy(m.mac, in.data + kHashSize, kMacSize);
   return m;
 }
 
@@ -243,11 +274,23 @@ bool request_mac(CryptoPort& crypto, ByteView key, ByteView hello_payload, ByteV
 }
 
 bool ready_mac(CryptoPort& crypto, ByteView key, const std::uint8_t request_mac[kMacSize], std::uint64_t offset,
-               std::uint8_t out[kMacSize]) {
+               const std::uint8_t* prefix_sha256, std::uint8_t out[kMacSize]) {
   std::uint8_t off[8];
   put_u64(off, offset);
-  const ByteView parts[] = {label(kLabelReady, sizeof kLabelReady), ByteView(request_mac, kMacSize),
-                            ByteView(off, 8)};
+  const ByteView parts[] = {label(kLabelReady, sizeof kLabelReady), ByteView(request_mac, kMacSize), ByteView(off, 8),
+                            ByteView(prefix_sha256, prefix_sha256 != nullptr ? kHashSize : 0)};
+  return crypto.hmac_sha256(key, parts, prefix_sha256 != nullptr ? 4 : 3, out);
+}
+
+bool ready_mac(CryptoPort& crypto, ByteView key, const std::uint8_t request_mac[kMacSize], std::uint64_t offset,
+               std::uint8_t out[kMacSize]) {
+  return ready_mac(crypto, key, request_mac, offset, nullptr, out);
+}
+
+bool digest_mac(CryptoPort& crypto, ByteView key, const std::uint8_t request_mac[kMacSize],
+                const std::uint8_t sha256[kHashSize], std::uint8_t out[kMacSize]) {
+  const ByteView parts[] = {label(kLabelDigest, sizeof kLabelDigest), ByteView(request_mac, kMacSize),
+                            ByteView(sha256, kHashSize)};
   return crypto.hmac_sha256(key, parts, 3, out);
 }
 

@@ -56,6 +56,8 @@ const char* error_name(ErrorCode code) noexcept {
       return "UNAUTHORIZED";
     case ErrorCode::payload_too_large:
       return "PAYLOAD_TOO_LARGE";
+    case ErrorCode::resume_mismatch:
+      return "RESUME_MISMATCH";
   }
   return "UNKNOWN";
 }
@@ -114,6 +116,8 @@ const char* error_description(ErrorCode code) noexcept {
       return "missing or wrong API token";
     case ErrorCode::payload_too_large:
       return "request body too large";
+    case ErrorCode::resume_mismatch:
+      return "the device's partial copy is of other content";
   }
   return "unknown error";
 }

@@ -76,7 +76,46 @@ void Pusher::data_sent(std::uint32_t len) {
     return;
   }
   sent_ += len;
-  if (sent_ == p_.size) state_ = State::await_done;
+  if (sent_ == p_.size) after_data_complete();
+}
+
+void Pusher::after_data_complete() { state_ = digest_last_used() ? State::need_digest : State::await_done; }
+
+void Pusher::set_sha256(const std::uint8_t sha256[kHashSize]) {
+  if (state_ != State::need_sha256) return;
+  std::memcpy(p_.sha256, sha256, kHashSize);
+  send_request();
+}
+
+void Pusher::prefix_checked(const std::uint8_t prefix_sha256[kHashSize]) {
+  if (state_ != State::verify_prefix) return;
+  if (std::memcmp(prefix_sha256, device_prefix_, kHashSize) != 0) {
+    fail(ErrorCode::resume_mismatch, "the device's partial copy is not a prefix of this content");
+    return;
+  }
+  if (sent_ == p_.size) {
+    after_data_complete();
+  } else {
+    state_ = State::sending;
+  }
+}
+
+void Pusher::set_digest(const std::uint8_t sha256[kHashSize]) {
+  if (state_ != State::need_digest) return;
+  Digest d;
+  std::memcpy(d.sha256, sha256, kHashSize);
+  if (!digest_mac(crypto_, p_.key, request_mac_, d.sha256, d.mac)) {
+    fail(ErrorCode::internal, "HMAC failed");
+    return;
+  }
+  const std::size_t n = encode_digest(d, out_ + out_len_, sizeof out_ - out_len_);
+  if (n == 0) {
+    fail(ErrorCode::internal, "output buffer overflow");
+    return;
+  }
+  out_len_ += n;
+  std::memcpy(p_.sha256, sha256, kHashSize);  // DONE must name this digest
+  state_ = State::await_done;
 }
 
 void Pusher::tick(std::uint64_t now_ms) {
@@ -169,7 +208,11 @@ void Pusher::handle_frame() {
         return;
       }
       break;
+    case State::need_sha256:
+    case State::verify_prefix:
+      break;
     case State::sending:
+    case State::need_digest:
       if (type == FrameType::ack) {
         on_ack(payload);
         return;
@@ -207,6 +250,16 @@ void Pusher::on_hello(ByteView payload) {
   hello_len_ = payload.size;
   hello_ = *h;
   hello_.id = ByteView(hello_payload_ + kHelloFixed, h->id.size);
+  if (p_.op == Operation::push && p_.digest_last) {
+    if ((hello_.caps & caps::digest_last) == 0) {
+      state_ = State::need_sha256;  // the driver hashes, then set_sha256() sends the request
+      return;
+    }
+    request_flags_ = static_cast<std::uint8_t>(p_.flags | flags::digest_last);
+    std::memset(p_.sha256, 0, kHashSize);
+  } else {
+    request_flags_ = static_cast<std::uint8_t>(p_.flags & ~flags::digest_last);
+  }
   send_request();
 }
 
@@ -221,7 +274,7 @@ void Pusher::send_request() {
     PushRequest r;
     std::memcpy(r.client_nonce, nonce, kNonceSize);
     r.kind = p_.kind;
-    r.flags = p_.flags;
+    r.flags = request_flags_;
     r.size = p_.size;
     std::memcpy(r.sha256, p_.sha256, kHashSize);
     r.name = p_.name;
@@ -256,8 +309,15 @@ void Pusher::on_ready(ByteView payload) {
     fail(r.error().code, r.error().message);
     return;
   }
+  if (r->has_prefix != digest_last_used()) {
+    fail(ErrorCode::protocol, digest_last_used() ? "READY without the prefix digest a DIGEST_LAST push needs"
+                                                 : "READY with a prefix digest the request did not ask for");
+    return;
+  }
   std::uint8_t expected[kMacSize];
-  if (!ready_mac(crypto_, p_.key, request_mac_, r->offset, expected)) {
+  const bool mac_ok = r->has_prefix ? ready_mac(crypto_, p_.key, request_mac_, r->offset, r->prefix_sha256, expected)
+                                    : ready_mac(crypto_, p_.key, request_mac_, r->offset, expected);
+  if (!mac_ok) {
     fail(ErrorCode::internal, "HMAC failed");
     return;
   }
@@ -272,7 +332,14 @@ void Pusher::on_ready(ByteView payload) {
   resume_offset_ = r->offset;
   sent_ = r->offset;
   acked_ = r->offset;
-  state_ = sent_ == p_.size ? State::await_done : State::sending;
+  if (digest_last_used() && r->offset != 0) {
+    std::memcpy(device_prefix_, r->prefix_sha256, kHashSize);
+    state_ = State::verify_prefix;
+  } else if (sent_ == p_.size) {
+    after_data_complete();
+  } else {
+    state_ = State::sending;
+  }
 }
 
 void Pusher::on_ack(ByteView payload) {

@@ -8,7 +8,8 @@
 namespace otter::core {
 namespace {
 
-constexpr std::uint16_t kKnownCaps = caps::file | caps::firmware | caps::resume | caps::stat | caps::reboot;
+constexpr std::uint16_t kKnownCaps =
+    caps::file | caps::firmware | caps::resume | caps::stat | caps::reboot | caps::digest_last;
 constexpr std::uint64_t kNoSizeLimit = ~std::uint64_t{0};
 
 // Offsets inside the PUSH / STAT payloads (protocol.md 3.2, 3.3).
@@ -208,6 +209,9 @@ void Receiver::on_header() {
   bool allowed = h->type == FrameType::error;
   if (state_ == State::await_request) {
     allowed = allowed || h->type == FrameType::push || (h->type == FrameType::stat && (cfg_.caps & caps::stat) != 0);
+  } else if (h->type == FrameType::digest) {
+    // DIGEST only after the last DATA byte of a DIGEST_LAST push.
+    allowed = state_ == State::receiving && digest_last_ && received_ == size_;
   }
   if (!allowed) {
     fail(ErrorCode::protocol, "frame not allowed in this state");
@@ -231,6 +235,9 @@ void Receiver::handle_control() {
       break;
     case FrameType::stat:
       handle_stat(payload);
+      break;
+    case FrameType::digest:
+      handle_digest(payload);
       break;
     case FrameType::error:
       handle_peer_error(payload);
@@ -287,6 +294,23 @@ void Receiver::handle_push(ByteView payload) {
     fail(wire_code(req.error()), message_of(req.error()));
     return;
   }
+  if ((req->flags & ~flags::known) != 0) {
+    fail(ErrorCode::protocol, "unknown request flags");
+    return;
+  }
+  const bool digest_last = (req->flags & flags::digest_last) != 0;
+  if (digest_last && (cfg_.caps & caps::digest_last) == 0) {
+    fail(ErrorCode::protocol, "this device needs the SHA-256 in the request (no DIGEST_LAST)");
+    return;
+  }
+  if (digest_last) {
+    std::uint8_t any = 0;
+    for (const std::uint8_t b : req->sha256) any = static_cast<std::uint8_t>(any | b);
+    if (any != 0) {
+      fail(ErrorCode::protocol, "a DIGEST_LAST request carries a zero SHA-256");
+      return;
+    }
+  }
   if (cfg_.max_size != 0 && req->size > cfg_.max_size) {
     fail(ErrorCode::too_large, "artifact is larger than the device accepts");
     return;
@@ -297,6 +321,7 @@ void Receiver::handle_push(ByteView payload) {
   std::memcpy(sha256_, req->sha256, kHashSize);
   kind_ = req->kind;
   flags_ = req->flags;
+  digest_last_ = digest_last;
   size_ = req->size;
 
   Sha256& hasher = crypto_.sha256();
@@ -307,8 +332,8 @@ void Receiver::handle_push(ByteView payload) {
     return;
   }
   transfer_open_ = true;
-  if (*held != 0 && (cfg_.caps & caps::resume) == 0) {
-    // A device without RESUME always starts from 0: drop what the port kept and open afresh.
+  if (*held != 0 && ((cfg_.caps & caps::resume) == 0 || (flags_ & flags::restart) != 0)) {
+    // A device without RESUME always starts from 0, and RESTART asks for 0: drop what the port kept, open afresh.
     storage_.discard();
     transfer_open_ = false;
     hasher.reset();
@@ -336,7 +361,16 @@ void Receiver::handle_push(ByteView payload) {
 
   Ready ready;
   ready.offset = *held;
-  if (!ready_mac(crypto_, cfg_.key, request_mac_, ready.offset, ready.mac)) {
+  bool mac_ok = false;
+  if (digest_last_) {
+    // The pusher checks that the held bytes are a prefix of its content before it goes on from them.
+    ready.has_prefix = true;
+    if (*held != 0) hasher.peek(ready.prefix_sha256);
+    mac_ok = ready_mac(crypto_, cfg_.key, request_mac_, ready.offset, ready.prefix_sha256, ready.mac);
+  } else {
+    mac_ok = ready_mac(crypto_, cfg_.key, request_mac_, ready.offset, ready.mac);
+  }
+  if (!mac_ok) {
     fail(ErrorCode::internal, "HMAC failed");
     return;
   }
@@ -346,7 +380,7 @@ void Receiver::handle_push(ByteView payload) {
   received_ = *held;
   last_ack_ = *held;
   if (observer_ != nullptr) observer_->on_begin(name, kind_, size_, received_);
-  if (received_ == size_) finish_transfer();
+  if (received_ == size_ && !digest_last_) finish_transfer();
 }
 
 void Receiver::handle_stat(ByteView payload) {
@@ -389,6 +423,26 @@ void Receiver::handle_stat(ByteView payload) {
   enter_closing();
 }
 
+void Receiver::handle_digest(ByteView payload) {
+  const Result<Digest> d = decode_digest(payload);
+  if (!d) {
+    fail(ErrorCode::protocol, message_of(d.error()));
+    return;
+  }
+  std::uint8_t expected[kMacSize];
+  if (!digest_mac(crypto_, cfg_.key, request_mac_, d->sha256, expected)) {
+    fail(ErrorCode::internal, "HMAC failed");
+    return;
+  }
+  if (!equal_ct(expected, d->mac, kMacSize)) {
+    // Content under an unauthenticated digest cannot be trusted for a resume either.
+    fail(ErrorCode::auth_failed, "DIGEST authentication failed", Disposition::discard);
+    return;
+  }
+  std::memcpy(sha256_, d->sha256, kHashSize);
+  finish_transfer();
+}
+
 void Receiver::handle_peer_error(ByteView payload) {
   const Result<ErrorMsg> e = decode_error(payload);
   const ErrorCode code = e && is_wire_error(e->code) ? e->code : ErrorCode::protocol;
@@ -420,7 +474,7 @@ void Receiver::after_data() {
     if (!queued(encode_ack(received_, out_ + out_len_, kOutputBufferSize - out_len_))) return;
     last_ack_ = received_;
   }
-  if (received_ == size_) finish_transfer();
+  if (received_ == size_ && !digest_last_) finish_transfer();
 }
 
 void Receiver::finish_transfer() {

@@ -131,6 +131,7 @@ int status_for(ErrorCode code) {
     case ErrorCode::protocol:
     case ErrorCode::unsupported_version:
     case ErrorCode::hash_mismatch:
+    case ErrorCode::resume_mismatch:
     case ErrorCode::storage:
       return 502;
     case ErrorCode::internal:

@@ -152,7 +152,7 @@ TEST(CommandLine, Defaults) {
   EXPECT_EQ(r.options->listen_host, "0.0.0.0");
   EXPECT_EQ(r.options->listen_port, 12345);
   EXPECT_EQ(r.options->idle_timeout_ms, 30000u);
-  EXPECT_EQ(r.options->window, 1u << 20);
+  EXPECT_EQ(r.options->window, 8u << 20);
   EXPECT_EQ(r.options->max_size, 0u);
   EXPECT_EQ(r.options->rate, 0u);
   EXPECT_EQ(r.options->devices, 0u);

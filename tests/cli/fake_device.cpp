@@ -245,6 +245,7 @@ void FakeDevice::serve_honest(int fd) {
   rc.key = ByteView(cfg_.key.data(), cfg_.key.size());
   rc.device_id = ByteView(cfg_.id.data(), cfg_.id.size());
   rc.caps = core::caps::file | core::caps::firmware | core::caps::resume | core::caps::stat | core::caps::reboot;
+  if (cfg_.digest_last) rc.caps = static_cast<std::uint16_t>(rc.caps | core::caps::digest_last);
   rc.window = cfg_.window;
   rc.max_size = cfg_.max_size;
   rc.idle_timeout_ms = 10000;

@@ -37,6 +37,8 @@ class FakeDevice {
     /// If non-zero: the device drops the connection once it has read this many bytes in total from a connection
     /// (a network cut; the Receiver suspends the transfer, keeping a partial copy for resume). Applies once.
     std::uint64_t cut_after_bytes = 0;
+    /// Advertise caps::digest_last (the SHA-256 may follow the data).
+    bool digest_last = false;
   };
 
   explicit FakeDevice(Config config);

@@ -359,6 +359,66 @@ TEST_F(PushClientTest, CutTransferResumesWithExactByteCounts) {
   EXPECT_TRUE(stored == test::read_file(file));
 }
 
+TEST_F(PushClientTest, DeviceWithoutDigestLastGetsTheHashInTheRequest) {
+  FakeDevice dev({});  // no caps::digest_last: the client hashes the file on the connection, then requests
+  const auto file = make_file("old", 200000, 5);
+  auto r = push(options(dev, file, "old"));
+  ASSERT_TRUE(r) << r.error().to_string();
+  EXPECT_FALSE(r->digest_last);
+  EXPECT_EQ(to_hex(r->sha256), test::sha256_file_hex(file));
+  EXPECT_EQ(dev.connections(), 1);
+}
+
+TEST_F(PushClientTest, DigestLastSendsTheHashAfterTheDataAndResumes) {
+  FakeDevice::Config cfg;
+  cfg.digest_last = true;
+  cfg.cut_after_bytes = 300 * 1024;
+  FakeDevice dev(cfg);
+  const std::uint64_t size = 1 << 20;
+  const auto file = make_file("dl", size, 78);
+
+  auto r = push(options(dev, file, "dl"));
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, ErrorCode::connection_closed) << r.error().to_string();
+  const std::uint64_t held = dev.partial_size("dl");
+  EXPECT_LE(held, cfg.cut_after_bytes);
+  EXPECT_GE(held, cfg.cut_after_bytes - 1024);
+
+  r = push(options(dev, file, "dl"));  // the device proves its prefix; the client checks it and goes on
+  ASSERT_TRUE(r) << r.error().to_string();
+  EXPECT_TRUE(r->digest_last);
+  EXPECT_EQ(r->resume_offset, held);
+  EXPECT_EQ(r->bytes_sent, size - held);
+  EXPECT_EQ(to_hex(r->sha256), test::sha256_file_hex(file));
+  std::string stored;
+  ASSERT_TRUE(dev.file("dl", stored));
+  EXPECT_TRUE(stored == test::read_file(file));
+  EXPECT_EQ(dev.connections(), 2);
+}
+
+TEST_F(PushClientTest, DigestLastPartialOfOtherContentIsPushedAgainFromZero) {
+  FakeDevice::Config cfg;
+  cfg.digest_last = true;
+  cfg.cut_after_bytes = 100 * 1024;
+  FakeDevice dev(cfg);
+  const std::uint64_t size = 400000;
+  const auto v1 = make_file("v1", size, 1);
+  const auto v2 = make_file("v2", size, 2);  // same size, other content, same name on the device
+  ASSERT_FALSE(push(options(dev, v1, "same")));
+  ASSERT_GT(dev.partial_size("same"), 0u);
+
+  // First connection: READY offers v1's bytes, whose digest is not v2's prefix (RESUME_MISMATCH); the client
+  // pushes again at once with RESTART.
+  auto r = push(options(dev, v2, "same"));
+  ASSERT_TRUE(r) << r.error().to_string();
+  EXPECT_EQ(r->resume_offset, 0u);
+  EXPECT_EQ(r->bytes_sent, size);
+  std::string stored;
+  ASSERT_TRUE(dev.file("same", stored));
+  EXPECT_TRUE(stored == test::read_file(v2));
+  EXPECT_EQ(dev.connections(), 3);
+}
+
 TEST_F(PushClientTest, SkipUnchanged) {
   FakeDevice dev({});
   const auto file = make_file("u", 5000, 1);

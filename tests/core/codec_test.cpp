@@ -42,7 +42,7 @@ TEST(Codec, HeaderRoundTripAndUnknownTypes) {
     EXPECT_EQ(d->type, t);
     EXPECT_EQ(d->length, 0xBEEF);
   }
-  for (int t : {0x00, 0x06, 0x0F, 0x13, 0x20, 0x7E, 0x80, 0xFF}) {
+  for (int t : {0x00, 0x06, 0x0F, 0x14, 0x20, 0x7E, 0x80, 0xFF}) {
     const std::uint8_t h[3] = {static_cast<std::uint8_t>(t), 0, 1};
     auto d = decode_header(h);
     ASSERT_FALSE(d) << t;
@@ -400,6 +400,72 @@ TEST(Codec, MacsAreHmacOfTheDocumentedConcatenation) {
   one = view(msg);
   ASSERT_TRUE(c.hmac_sha256(view(key), &one, 1, want));
   EXPECT_EQ(hex(got, 32), hex(want, 32));
+
+  // DIGEST_LAST: READY with the prefix digest, and DIGEST.
+  std::uint8_t prefix[kHashSize];
+  fill(prefix, kHashSize, 0x55);
+  ASSERT_TRUE(ready_mac(c, view(key), rm, 5, prefix, got));
+  msg = bytes_of(std::string("otter/1 ready"));
+  msg.insert(msg.end(), rm, rm + 32);
+  msg.insert(msg.end(), five.begin(), five.end());
+  msg.insert(msg.end(), prefix, prefix + 32);
+  one = view(msg);
+  ASSERT_TRUE(c.hmac_sha256(view(key), &one, 1, want));
+  EXPECT_EQ(hex(got, 32), hex(want, 32));
+
+  ASSERT_TRUE(digest_mac(c, view(key), rm, sha, got));
+  msg = bytes_of(std::string("otter/1 digest"));
+  msg.insert(msg.end(), rm, rm + 32);
+  msg.insert(msg.end(), sha, sha + 32);
+  one = view(msg);
+  ASSERT_TRUE(c.hmac_sha256(view(key), &one, 1, want));
+  EXPECT_EQ(hex(got, 32), hex(want, 32));
+}
+
+TEST(Codec, DigestLastFramesRoundTrip) {
+  Ready r;
+  r.offset = 0x0102030405060708ull;
+  r.has_prefix = true;
+  fill(r.prefix_sha256, kHashSize, 0xAB);
+  fill(r.mac, kMacSize, 0xCD);
+  std::uint8_t buf[3 + kReadyPrefixPayload];
+  ASSERT_EQ(encode_ready(r, buf, sizeof buf), sizeof buf);
+  EXPECT_EQ(buf[0], 0x02);
+  EXPECT_EQ(buf[1], 0);
+  EXPECT_EQ(buf[2], 72);
+  EXPECT_EQ(buf[3 + 8], 0xAB);   // the prefix digest follows the offset
+  EXPECT_EQ(buf[3 + 40], 0xCD);  // then the MAC
+  EXPECT_EQ(encode_ready(r, buf, sizeof buf - 1), 0u);
+  const auto back = decode_ready(ByteView(buf + 3, kReadyPrefixPayload));
+  ASSERT_TRUE(back);
+  EXPECT_TRUE(back->has_prefix);
+  EXPECT_EQ(back->offset, r.offset);
+  EXPECT_EQ(hex(back->prefix_sha256, 32), hex(r.prefix_sha256, 32));
+  EXPECT_EQ(hex(back->mac, 32), hex(r.mac, 32));
+  const auto plain = decode_ready(ByteView(buf + 3, kReadyPayload));
+  ASSERT_TRUE(plain);
+  EXPECT_FALSE(plain->has_prefix);
+
+  Digest d;
+  fill(d.sha256, kHashSize, 0x11);
+  fill(d.mac, kMacSize, 0x22);
+  std::uint8_t dbuf[3 + kDigestPayload];
+  ASSERT_EQ(encode_digest(d, dbuf, sizeof dbuf), sizeof dbuf);
+  EXPECT_EQ(dbuf[0], 0x13);
+  EXPECT_EQ(dbuf[2], 64);
+  EXPECT_EQ(encode_digest(d, dbuf, sizeof dbuf - 1), 0u);
+  const auto dback = decode_digest(ByteView(dbuf + 3, kDigestPayload));
+  ASSERT_TRUE(dback);
+  EXPECT_EQ(hex(dback->sha256, 32), hex(d.sha256, 32));
+  EXPECT_EQ(hex(dback->mac, 32), hex(d.mac, 32));
+  EXPECT_FALSE(decode_digest(ByteView(dbuf + 3, kDigestPayload - 1)));
+  EXPECT_FALSE(decode_digest(ByteView(dbuf + 3, 0)));
+  const std::uint8_t hdr[3] = {0x13, 0, 64};
+  EXPECT_TRUE(decode_header(hdr));
+  for (std::size_t n : {std::size_t{41}, std::size_t{71}, std::size_t{73}}) {
+    const Bytes big(100, 0);
+    EXPECT_FALSE(decode_ready(ByteView(big.data(), n))) << n;
+  }
 }
 
 }  // namespace

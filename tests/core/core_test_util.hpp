@@ -181,6 +181,9 @@ struct LinkOptions {
   std::uint64_t content_limit = ~std::uint64_t{0};  ///< cut the connection after this many DATA bytes
   bool cut_mid_frame = false;       ///< the frame crossing content_limit announces more bytes than arrive
   bool random_frame_sizes = false;  ///< DATA frames of random length 1..data_ready()
+  /// The driver's duties for PushParams::digest_last (needs_sha256 / needs_prefix_check / needs_digest) are done
+  /// with this content's SHA-256 instead of the pushed content's (a lying or confused pusher).
+  const Bytes* digest_content = nullptr;
   std::uint64_t max_iterations = 50'000'000;
 };
 
@@ -218,6 +221,21 @@ inline LinkResult run_link(core::Receiver& r, core::Pusher& p, const Bytes& cont
         const std::size_t k = pick(out.size);
         d2p.insert(d2p.end(), out.data, out.data + k);
         r.output_consumed(k);
+        progress = true;
+      }
+    }
+    if (!pusher_closed && !res.cut) {
+      // The driver's hashing duties (PushParams::digest_last).
+      const Bytes& hashed = o.digest_content != nullptr ? *o.digest_content : content;
+      if (p.needs_sha256()) {
+        p.set_sha256(sha256_of(hashed).data());
+        progress = true;
+      } else if (p.needs_prefix_check()) {
+        const auto n = static_cast<long>(std::min<std::uint64_t>(p.resume_offset(), hashed.size()));
+        p.prefix_checked(sha256_of(Bytes(hashed.begin(), hashed.begin() + n)).data());
+        progress = true;
+      } else if (p.needs_digest()) {
+        p.set_digest(sha256_of(hashed).data());
         progress = true;
       }
     }

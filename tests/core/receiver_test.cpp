@@ -2,6 +2,7 @@
 // ACKs, commit, errors, timeouts, back-pressure.
 #include <gtest/gtest.h>
 
+#include <cstring>
 #include <memory>
 #include <string>
 
@@ -204,7 +205,7 @@ TEST_F(ReceiverTest, HelloUnlimitedMaxSizeAndMinimumWindow) {
   ASSERT_TRUE(h) << h.error().message;
   EXPECT_EQ(h->max_size, ~std::uint64_t{0});
   EXPECT_EQ(h->window, kMinWindow);
-  EXPECT_EQ(h->caps, 0x1F);
+  EXPECT_EQ(h->caps, 0x3F);
 }
 
 TEST_F(ReceiverTest, RandomFailureIsInternal) {
@@ -788,6 +789,192 @@ TEST_F(ReceiverTest, HashMismatchDiscardsAndKeepsTheTarget) {
   EXPECT_TRUE(dev.locked.empty());
   EXPECT_EQ(dev.discards, 1);
   EXPECT_EQ(dev.commits, 0);
+}
+
+// --- DIGEST_LAST (protocol.md 3.10)
+
+class DigestLastReceiverTest : public ReceiverTest {
+ protected:
+  DigestLastReceiverTest() { cfg.caps = static_cast<std::uint16_t>(cfg.caps | caps::digest_last); }
+  // A DIGEST_LAST PUSH of s (sha all zeros); remembers its MAC for digest_frame().
+  Bytes push_dl(PushSpec s) {
+    s.flags = static_cast<std::uint8_t>(s.flags | flags::digest_last);
+    s.sha = Bytes(kHashSize, 0);
+    Bytes f = push_frame(s);
+    request_mac_.assign(f.end() - kMacSize, f.end());
+    return f;
+  }
+  Bytes digest_frame(const Bytes& sha, const std::string& key = kKey) {
+    Digest d;
+    std::memcpy(d.sha256, sha.data(), kHashSize);
+    BackendCrypto c;
+    EXPECT_TRUE(digest_mac(c, view(key), request_mac_.data(), d.sha256, d.mac));
+    Bytes f(3 + kDigestPayload);
+    EXPECT_EQ(encode_digest(d, f.data(), f.size()), f.size());
+    return f;
+  }
+  Bytes request_mac_;
+};
+
+TEST_F(DigestLastReceiverTest, CommitsAfterAnAuthenticDigest) {
+  start();
+  PushSpec s;
+  feed(push_dl(s));
+  auto f = frames();
+  ASSERT_EQ(f.size(), 1u);
+  ASSERT_EQ(f[0].type, 0x02);
+  ASSERT_EQ(f[0].payload.size(), kReadyPrefixPayload);
+  const auto ready = decode_ready(view(f[0].payload));
+  ASSERT_TRUE(ready);
+  EXPECT_TRUE(ready->has_prefix);
+  EXPECT_EQ(hex(ready->prefix_sha256, 32), std::string(64, '0'));
+  BackendCrypto c;
+  std::uint8_t want[kMacSize];
+  ASSERT_TRUE(ready_mac(c, view(kKey), request_mac_.data(), 0, ready->prefix_sha256, want));
+  EXPECT_EQ(hex(ready->mac, 32), hex(want, 32));
+
+  feed(data_frames(s.content, 4));
+  EXPECT_EQ(r->state(), Receiver::State::receiving);  // all bytes in: waits for DIGEST
+  EXPECT_EQ(dev.commits, 0);
+  feed(digest_frame(sha256_of(s.content)));
+  f = frames();
+  ASSERT_EQ(f.back().type, 0x04);
+  EXPECT_EQ(r->result(), ErrorCode::ok);
+  EXPECT_EQ(dev.files.at("a/b.txt"), s.content);
+  EXPECT_TRUE(dev.partials.empty());
+}
+
+TEST_F(DigestLastReceiverTest, WrongDigestIsHashMismatch) {
+  dev.put_file("a/b.txt", bytes_of(std::string("old")));
+  start();
+  PushSpec s;
+  feed(push_dl(s));
+  feed(data_frames(s.content, 5));
+  feed(digest_frame(sha256_of(bytes_of(std::string("other")))));
+  expect_refused(ErrorCode::hash_mismatch);
+  EXPECT_EQ(dev.files.at("a/b.txt"), bytes_of(std::string("old")));
+  EXPECT_TRUE(dev.partials.empty());
+}
+
+TEST_F(DigestLastReceiverTest, DigestWithABadMacIsAuthFailedAndDiscarded) {
+  start();
+  PushSpec s;
+  feed(push_dl(s));
+  feed(data_frames(s.content, 5));
+  feed(digest_frame(sha256_of(s.content), "not-the-device-key-at-all"));
+  expect_refused(ErrorCode::auth_failed);
+  EXPECT_EQ(dev.files.count("a/b.txt"), 0u);
+  EXPECT_TRUE(dev.partials.empty());
+  EXPECT_TRUE(dev.locked.empty());
+}
+
+TEST_F(DigestLastReceiverTest, DigestBeforeTheLastByteIsProtocol) {
+  start();
+  PushSpec s;
+  feed(push_dl(s));
+  const Bytes half(s.content.begin(), s.content.begin() + 5);
+  feed(data_frames(half, 5));
+  feed(digest_frame(sha256_of(s.content)));
+  expect_refused(ErrorCode::protocol);
+  EXPECT_EQ(dev.commits, 0);
+  EXPECT_EQ(dev.partials.at("a/b.txt").bytes, half);  // kept for a resume
+}
+
+TEST_F(DigestLastReceiverTest, DigestWithAWrongLengthIsProtocol) {
+  start();
+  PushSpec s;
+  feed(push_dl(s));
+  feed(data_frames(s.content, 5));
+  Bytes d = digest_frame(sha256_of(s.content));
+  d.pop_back();
+  d[2] = static_cast<std::uint8_t>(kDigestPayload - 1);
+  feed(d);
+  expect_refused(ErrorCode::protocol);
+  EXPECT_EQ(dev.commits, 0);
+}
+
+TEST_F(DigestLastReceiverTest, DigestInAnOrdinaryPushIsProtocol) {
+  start();
+  PushSpec s;
+  const Bytes push = push_frame(s);  // SHA-256 in the request
+  request_mac_.assign(push.end() - kMacSize, push.end());
+  feed(push);
+  const Bytes half(s.content.begin(), s.content.begin() + 5);
+  feed(data_frames(half, 5));
+  feed(digest_frame(sha256_of(s.content)));
+  expect_refused(ErrorCode::protocol);
+}
+
+TEST_F(DigestLastReceiverTest, DigestBeforeAnyRequestIsProtocol) {
+  start();
+  request_mac_.assign(kMacSize, 0);
+  feed(digest_frame(Bytes(kHashSize, 1)));
+  expect_refused(ErrorCode::protocol);
+  EXPECT_EQ(dev.begins, 0);
+}
+
+TEST_F(DigestLastReceiverTest, DeviceWithoutTheCapabilityRefusesTheFlag) {
+  cfg.caps = static_cast<std::uint16_t>(cfg.caps & ~caps::digest_last);
+  start();
+  feed(push_dl(PushSpec{}));
+  expect_refused(ErrorCode::protocol);
+  EXPECT_EQ(dev.begins, 0);
+}
+
+TEST_F(DigestLastReceiverTest, NonZeroShaWithTheFlagIsProtocol) {
+  start();
+  PushSpec s;
+  s.flags = flags::digest_last;  // but the SHA-256 of the content in the request
+  feed(push_frame(s));
+  expect_refused(ErrorCode::protocol);
+  EXPECT_EQ(dev.begins, 0);
+}
+
+TEST_F(DigestLastReceiverTest, UnknownFlagsAreProtocol) {
+  start();
+  PushSpec s;
+  s.flags = 0x80;
+  feed(push_frame(s));
+  expect_refused(ErrorCode::protocol);
+  EXPECT_EQ(dev.begins, 0);
+}
+
+TEST_F(DigestLastReceiverTest, ResumeReadyCarriesThePrefixDigest) {
+  PushSpec s;
+  s.content = bytes_of(std::string("0123456789abcdef"));
+  FakePartial part;
+  part.size = s.content.size();  // keyed by the unknown (all-zero) SHA-256
+  part.bytes = Bytes(s.content.begin(), s.content.begin() + 6);
+  dev.partials["a/b.txt"] = part;
+  start();
+  feed(push_dl(s));
+  const auto ready = decode_ready(view(frames().at(0).payload));
+  ASSERT_TRUE(ready);
+  EXPECT_EQ(ready->offset, 6u);
+  EXPECT_EQ(hex(ready->prefix_sha256, 32), hex(sha256_of(part.bytes)));
+  feed(data_frames(Bytes(s.content.begin() + 6, s.content.end()), 4));
+  feed(digest_frame(sha256_of(s.content)));
+  EXPECT_EQ(r->result(), ErrorCode::ok);
+  EXPECT_EQ(dev.files.at("a/b.txt"), s.content);
+}
+
+TEST_F(DigestLastReceiverTest, RestartDropsThePartialCopy) {
+  PushSpec s;
+  s.content = bytes_of(std::string("0123456789abcdef"));
+  FakePartial part;
+  part.size = s.content.size();
+  part.bytes = bytes_of(std::string("XXXXXX"));
+  dev.partials["a/b.txt"] = part;
+  start();
+  s.flags = flags::restart;
+  feed(push_dl(s));
+  const auto ready = decode_ready(view(frames().at(0).payload));
+  ASSERT_TRUE(ready);
+  EXPECT_EQ(ready->offset, 0u);
+  feed(data_frames(s.content, 4));
+  feed(digest_frame(sha256_of(s.content)));
+  EXPECT_EQ(r->result(), ErrorCode::ok);
+  EXPECT_EQ(dev.files.at("a/b.txt"), s.content);
 }
 
 TEST_F(ReceiverTest, WriteFailureIsForwardedAndThePartialDropped) {

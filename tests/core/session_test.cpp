@@ -1,6 +1,7 @@
 // A real Pusher wired to a real Receiver (fake storage, real crypto), with random split sizes in both directions.
 #include <gtest/gtest.h>
 
+#include <cstring>
 #include <memory>
 #include <string>
 
@@ -218,6 +219,173 @@ TEST_F(SessionTest, OtherContentForTheSameNameStartsOver) {
   expect_success("x", v2);
   EXPECT_EQ(conn->pusher.resume_offset(), 0u);
   EXPECT_EQ(res.content_bytes, v2.size());
+}
+
+// --- DIGEST_LAST: the SHA-256 after the data (protocol.md 3.10)
+// -------------------------------------------------------------------------------------------------
+
+PushParams digest_last_params(const std::string& name, const Bytes& content) {
+  PushParams p = push_params(name, content);
+  p.digest_last = true;
+  std::memset(p.sha256, 0, sizeof p.sha256);  // not known: the pusher must not need it
+  return p;
+}
+
+class DigestLastTest : public SessionTest {
+ protected:
+  DigestLastTest() { cfg.caps = static_cast<std::uint16_t>(cfg.caps | caps::digest_last); }
+  LinkResult push_dl(const std::string& name, const Bytes& content, LinkOptions o = {}, std::uint8_t flags = 0) {
+    PushParams params = digest_last_params(name, content);
+    params.flags = flags;
+    return push(name, content, o, kKey, &params);
+  }
+};
+
+TEST_F(DigestLastTest, DigestGoesAfterTheData) {
+  std::mt19937_64 rng(41);
+  for (const std::size_t size : {std::size_t{0}, std::size_t{1}, std::size_t{70001}}) {
+    SCOPED_TRACE(testing::Message() << "size " << size);
+    const Bytes content = random_bytes(rng, size);
+    const std::string name = "dl/" + std::to_string(size);
+    LinkOptions o;
+    o.max_split = 5000;
+    const LinkResult res = push_dl(name, content, o);
+    expect_success(name, content);
+    EXPECT_TRUE(conn->pusher.digest_last_used());
+    EXPECT_EQ(res.content_bytes, size);
+    const auto to_device = split_frames(res.to_device);
+    ASSERT_GE(to_device.size(), 2u);
+    const Result<PushRequest> req = decode_push(view(to_device[0].payload));
+    ASSERT_TRUE(req);
+    EXPECT_EQ(req->flags, flags::digest_last);
+    EXPECT_EQ(hex(req->sha256, 32), std::string(64, '0'));
+    // The last frame to the device is DIGEST, carrying the content's SHA-256.
+    EXPECT_EQ(to_device.back().type, static_cast<std::uint8_t>(FrameType::digest));
+    const Result<Digest> d = decode_digest(view(to_device.back().payload));
+    ASSERT_TRUE(d);
+    EXPECT_EQ(hex(d->sha256, 32), hex(sha256_of(content)));
+    // READY carries the (empty) prefix digest.
+    const auto to_pusher = split_frames(res.to_pusher);
+    ASSERT_GE(to_pusher.size(), 2u);
+    ASSERT_EQ(to_pusher[1].type, static_cast<std::uint8_t>(FrameType::ready));
+    EXPECT_EQ(to_pusher[1].payload.size(), kReadyPrefixPayload);
+    if (HasFailure()) return;
+  }
+}
+
+TEST_F(DigestLastTest, RandomSplitsAndWindows) {
+  std::mt19937_64 rng(42);
+  for (int round = 0; round < 20; ++round) {
+    const Bytes content = random_bytes(rng, rng() % 30000);
+    cfg.window = static_cast<std::uint32_t>(kMinWindow + rng() % 20000);
+    LinkOptions o;
+    o.seed = rng();
+    o.max_split = 1 + rng() % (round % 3 == 0 ? 8 : 3000);
+    o.random_frame_sizes = round % 2 == 1;
+    const std::string name = "dlr/" + std::to_string(round);
+    SCOPED_TRACE(testing::Message() << "round " << round);
+    push_dl(name, content, o);
+    expect_success(name, content);
+    if (HasFailure()) return;
+  }
+}
+
+TEST_F(DigestLastTest, DeviceWithoutTheCapabilityGetsTheHashInTheRequest) {
+  cfg.caps = static_cast<std::uint16_t>(cfg.caps & ~caps::digest_last);
+  std::mt19937_64 rng(43);
+  const Bytes content = random_bytes(rng, 20000);
+  const LinkResult res = push_dl("old-device", content);
+  expect_success("old-device", content);
+  EXPECT_FALSE(conn->pusher.digest_last_used());
+  const auto to_device = split_frames(res.to_device);
+  const Result<PushRequest> req = decode_push(view(to_device.at(0).payload));
+  ASSERT_TRUE(req);
+  EXPECT_EQ(req->flags, 0);
+  EXPECT_EQ(hex(req->sha256, 32), hex(sha256_of(content)));
+  for (const Frame& f : to_device) EXPECT_NE(f.type, static_cast<std::uint8_t>(FrameType::digest));
+}
+
+TEST_F(DigestLastTest, WrongDigestIsHashMismatchAndNothingKept) {
+  std::mt19937_64 rng(44);
+  const Bytes content = random_bytes(rng, 30000);
+  const Bytes other = random_bytes(rng, 30000);
+  dev.files["app.bin"] = bytes_of(std::string("old"));
+  LinkOptions o;
+  o.digest_content = &other;
+  push_dl("app.bin", content, o);
+  expect_failure(ErrorCode::hash_mismatch);
+  EXPECT_TRUE(dev.files.at("app.bin") == bytes_of(std::string("old")));
+  EXPECT_TRUE(dev.partials.empty());
+}
+
+TEST_F(DigestLastTest, ResumeChecksThePrefixThenSendsOnlyTheRest) {
+  std::mt19937_64 rng(45);
+  const Bytes content = random_bytes(rng, 200000);
+  LinkOptions o;
+  o.content_limit = 77777;
+  LinkResult res = push_dl("r.bin", content, o);
+  EXPECT_TRUE(res.cut);
+  ASSERT_EQ(dev.partials.count("r.bin"), 1u);
+  EXPECT_EQ(dev.partials["r.bin"].bytes.size(), 77777u);
+
+  res = push_dl("r.bin", content);
+  expect_success("r.bin", content);
+  EXPECT_EQ(conn->pusher.resume_offset(), 77777u);
+  EXPECT_EQ(res.content_bytes, content.size() - 77777u);
+  const auto to_pusher = split_frames(res.to_pusher);
+  const Result<Ready> ready = decode_ready(view(to_pusher.at(1).payload));
+  ASSERT_TRUE(ready);
+  EXPECT_TRUE(ready->has_prefix);
+  EXPECT_EQ(hex(ready->prefix_sha256, 32), hex(sha256_of(Bytes(content.begin(), content.begin() + 77777))));
+}
+
+TEST_F(DigestLastTest, AllBytesHeldStillNeedsTheDigest) {
+  std::mt19937_64 rng(46);
+  const Bytes content = random_bytes(rng, 5000);
+  FakePartial part;  // every byte arrived, then the connection dropped before DIGEST
+  part.size = content.size();
+  part.bytes = content;  // keyed by the unknown (all-zero) SHA-256
+  dev.partials["full.bin"] = part;
+  const LinkResult res = push_dl("full.bin", content);
+  expect_success("full.bin", content);
+  EXPECT_EQ(conn->pusher.resume_offset(), 5000u);
+  EXPECT_EQ(res.content_bytes, 0u);
+}
+
+TEST_F(DigestLastTest, PartialCopyOfOtherContentIsResumeMismatchThenRestart) {
+  std::mt19937_64 rng(47);
+  const Bytes v1 = random_bytes(rng, 60000);
+  const Bytes v2 = random_bytes(rng, 60000);  // same name, same size, other content
+  LinkOptions o;
+  o.content_limit = 30000;
+  push_dl("same-size.bin", v1, o);
+  ASSERT_EQ(dev.partials.at("same-size.bin").bytes.size(), 30000u);
+
+  push_dl("same-size.bin", v2);
+  EXPECT_EQ(conn->pusher.error(), ErrorCode::resume_mismatch) << conn->pusher.error_message();
+  EXPECT_EQ(conn->pusher.resume_offset(), 30000u);
+  EXPECT_EQ(dev.files.count("same-size.bin"), 0u);
+  EXPECT_TRUE(dev.locked.empty());
+
+  // RESTART: the device drops its partial copy and takes everything from offset 0.
+  const LinkResult res = push_dl("same-size.bin", v2, {}, flags::restart);
+  expect_success("same-size.bin", v2);
+  EXPECT_EQ(conn->pusher.resume_offset(), 0u);
+  EXPECT_EQ(res.content_bytes, v2.size());
+}
+
+TEST_F(DigestLastTest, KnownHashPushDoesNotResumeADigestLastPartial) {
+  // A DIGEST_LAST partial copy is keyed by an unknown SHA-256: a push naming the SHA-256 starts over.
+  std::mt19937_64 rng(48);
+  const Bytes content = random_bytes(rng, 40000);
+  LinkOptions o;
+  o.content_limit = 20000;
+  push_dl("k.bin", content, o);
+  ASSERT_EQ(dev.partials.count("k.bin"), 1u);
+  const LinkResult res = push("k.bin", content);
+  expect_success("k.bin", content);
+  EXPECT_EQ(conn->pusher.resume_offset(), 0u);
+  EXPECT_EQ(res.content_bytes, content.size());
 }
 
 // --- authentication

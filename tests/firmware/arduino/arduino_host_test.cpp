@@ -271,8 +271,8 @@ TEST_F(ArduinoHost, SecondClientIsAnsweredBusy) {
   const auto decoded = core::decode_hello(
       core::ByteView(reinterpret_cast<const std::uint8_t*>(hello->payload.data()), hello->payload.size()));
   ASSERT_TRUE(decoded.has_value());
-  EXPECT_EQ(decoded->caps,
-            core::caps::file | core::caps::firmware | core::caps::resume | core::caps::stat | core::caps::reboot);
+  EXPECT_EQ(decoded->caps, core::caps::file | core::caps::firmware | core::caps::resume | core::caps::stat |
+                               core::caps::reboot | core::caps::digest_last);
   EXPECT_EQ(decoded->fw_state, core::FwState::valid);
 
   TcpClient second(dev_->endpoint().host, dev_->endpoint().port);

@@ -23,7 +23,7 @@ struct Options {
   std::size_t devices = 0;                 ///< --devices N; 0 = one device at ROOT named ID (no --devices given)
   std::optional<std::uint16_t> port_base;  ///< --port-base P (with --devices; default: the --listen port)
   std::uint32_t idle_timeout_ms = 30000;   ///< --idle-timeout SECONDS
-  std::uint32_t window = 1024 * 1024;      ///< --window BYTES
+  std::uint32_t window = 8 * 1024 * 1024;  ///< --window BYTES
   std::size_t max_sessions = 8;            ///< --max-sessions N, concurrent connections per device
   std::string log_level = "info";          ///< --log-level
   bool quiet = false;                      ///< --quiet: warnings and errors only

@@ -71,6 +71,8 @@ struct PushOutcome {
   std::uint64_t total = 0;          ///< content size; the committed size on success
   Sha256Digest sha256{};            ///< SHA-256 the device committed (DONE)
   bool rebooting = false;           ///< the device will reboot now
+  /// The SHA-256 went after the data (protocol DIGEST_LAST: the file was read once, hashed while sent).
+  bool digest_last = false;
 };
 
 struct StatOptions {

@@ -27,6 +27,8 @@ constexpr std::size_t kHelloFixed = 61;  // + id_len
 constexpr std::size_t kPushFixed = 109;  // + name_len
 constexpr std::size_t kStatFixed = 67;   // + name_len
 constexpr std::size_t kReadyPayload = 40;
+constexpr std::size_t kReadyPrefixPayload = 72;  ///< READY answering a PUSH with flags::digest_last
+constexpr std::size_t kDigestPayload = 64;
 constexpr std::size_t kAckPayload = 8;
 constexpr std::size_t kDonePayload = 73;
 constexpr std::size_t kStatResultPayload = 73;
@@ -41,6 +43,7 @@ enum class FrameType : std::uint8_t {
   push = 0x10,
   stat = 0x11,
   data = 0x12,
+  digest = 0x13,
   error = 0x7F,
 };
 
@@ -50,11 +53,15 @@ constexpr std::uint16_t firmware = 1u << 1;
 constexpr std::uint16_t resume = 1u << 2;
 constexpr std::uint16_t stat = 1u << 3;
 constexpr std::uint16_t reboot = 1u << 4;
+constexpr std::uint16_t digest_last = 1u << 5;  ///< accepts the content's SHA-256 after the data (DIGEST frame)
 }  // namespace caps
 
 namespace flags {
 constexpr std::uint8_t reboot = 1u << 0;
-}
+constexpr std::uint8_t digest_last = 1u << 1;  ///< sha256 is all zeros; the SHA-256 follows the data in DIGEST
+constexpr std::uint8_t restart = 1u << 2;      ///< discard any partial copy of the name, start from offset 0
+constexpr std::uint8_t known = reboot | digest_last | restart;
+}  // namespace flags
 
 enum class FwState : std::uint8_t { unknown = 0, valid = 1, pending_verify = 2 };
 
@@ -63,6 +70,7 @@ constexpr char kLabelRequest[] = "otter/1 request";
 constexpr char kLabelReady[] = "otter/1 ready";
 constexpr char kLabelDone[] = "otter/1 done";
 constexpr char kLabelStat[] = "otter/1 stat";
+constexpr char kLabelDigest[] = "otter/1 digest";
 
 struct Hello {
   std::uint8_t version = kProtocolVersion;
@@ -95,6 +103,16 @@ struct StatRequest {
 
 struct Ready {
   std::uint64_t offset = 0;
+  /// Only in the READY answering a PUSH with flags::digest_last (72-byte payload): SHA-256 of the `offset` bytes
+  /// the device holds (32 zero bytes when offset is 0).
+  bool has_prefix = false;
+  std::uint8_t prefix_sha256[kHashSize] = {};
+  std::uint8_t mac[kMacSize] = {};
+};
+
+/// DIGEST (pusher -> device): the content's SHA-256, after the last DATA byte of a flags::digest_last PUSH.
+struct Digest {
+  std::uint8_t sha256[kHashSize] = {};
   std::uint8_t mac[kMacSize] = {};
 };
 
@@ -135,6 +153,7 @@ std::size_t encode_push(const PushRequest& m, std::uint8_t* out, std::size_t cap
 std::size_t encode_stat(const StatRequest& m, std::uint8_t* out, std::size_t cap);
 std::size_t encode_ready(const Ready& m, std::uint8_t* out, std::size_t cap);
 std::size_t encode_ack(std::uint64_t offset, std::uint8_t* out, std::size_t cap);
+std::size_t encode_digest(const Digest& m, std::uint8_t* out, std::size_t cap);
 std::size_t encode_done(const Done& m, std::uint8_t* out, std::size_t cap);
 std::size_t encode_stat_result(const StatResult& m, std::uint8_t* out, std::size_t cap);
 /// The message is truncated to kMaxErrorMessage bytes.
@@ -144,8 +163,10 @@ std::size_t encode_error(ErrorCode code, ByteView message, std::uint8_t* out, st
 Result<Hello> decode_hello(ByteView payload);
 Result<PushRequest> decode_push(ByteView payload);
 Result<StatRequest> decode_stat(ByteView payload);
+/// Accepts both READY forms (40 bytes, or 72 with the prefix digest: has_prefix tells which was received).
 Result<Ready> decode_ready(ByteView payload);
 Result<std::uint64_t> decode_ack(ByteView payload);
+Result<Digest> decode_digest(ByteView payload);
 Result<Done> decode_done(ByteView payload);
 Result<StatResult> decode_stat_result(ByteView payload);
 Result<ErrorMsg> decode_error(ByteView payload);
@@ -156,6 +177,12 @@ Result<ErrorMsg> decode_error(ByteView payload);
                                std::uint8_t out[kMacSize]);
 [[nodiscard]] bool ready_mac(CryptoPort& crypto, ByteView key, const std::uint8_t request_mac[kMacSize],
                              std::uint64_t offset, std::uint8_t out[kMacSize]);
+/// The 72-byte READY's MAC: it also covers `prefix_sha256` (after the offset).
+[[nodiscard]] bool ready_mac(CryptoPort& crypto, ByteView key, const std::uint8_t request_mac[kMacSize],
+                             std::uint64_t offset, const std::uint8_t prefix_sha256[kHashSize],
+                             std::uint8_t out[kMacSize]);
+[[nodiscard]] bool digest_mac(CryptoPort& crypto, ByteView key, const std::uint8_t request_mac[kMacSize],
+                              const std::uint8_t sha256[kHashSize], std::uint8_t out[kMacSize]);
 [[nodiscard]] bool done_mac(CryptoPort& crypto, ByteView key, const std::uint8_t request_mac[kMacSize],
                             std::uint64_t size, const std::uint8_t sha256[kHashSize], std::uint8_t rebooting,
                             std::uint8_t out[kMacSize]);

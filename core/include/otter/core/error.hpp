@@ -39,6 +39,7 @@ enum class ErrorCode : std::uint16_t {
   forbidden = 110,          ///< path outside the artifact root, origin not allowed
   unauthorized = 111,       ///< API token missing or wrong
   payload_too_large = 112,  ///< request body or upload over the configured limit
+  resume_mismatch = 113,    ///< the device's partial copy is not a prefix of the content (push again with RESTART)
 };
 
 /// Stable identifier, e.g. "BAD_NAME" (used in JSON output and logs).

@@ -22,6 +22,8 @@ class Sha256 {
   virtual void update(const std::uint8_t* data, std::size_t n) = 0;
   /// Writes the digest; the context must be reset() before reuse.
   virtual void finish(std::uint8_t out[kHashSize]) = 0;
+  /// Writes the digest of the bytes so far and leaves the stream open (update() may go on).
+  virtual void peek(std::uint8_t out[kHashSize]) = 0;
 
  protected:
   ~Sha256() = default;

@@ -87,6 +87,7 @@ class Receiver {
   void handle_control();
   void handle_push(ByteView payload);
   void handle_stat(ByteView payload);
+  void handle_digest(ByteView payload);
   void handle_peer_error(ByteView payload);
   [[nodiscard]] bool check_request_mac(ByteView payload);
   std::size_t stream_data(const std::uint8_t* data, std::size_t n);
@@ -126,6 +127,7 @@ class Receiver {
   std::uint8_t sha256_[kHashSize] = {};
   Kind kind_ = Kind::file;
   std::uint8_t flags_ = 0;
+  bool digest_last_ = false;  // flags::digest_last: the SHA-256 comes in DIGEST after the data
   std::uint64_t size_ = 0;
   std::uint64_t received_ = 0;
   std::uint64_t last_ack_ = 0;

@@ -39,6 +39,14 @@ void MbedTlsSha256::update(const std::uint8_t* data, std::size_t n) {
 
 void MbedTlsSha256::finish(std::uint8_t out[core::kHashSize]) { sha_finish(&ctx_, out); }
 
+void MbedTlsSha256::peek(std::uint8_t out[core::kHashSize]) {
+  mbedtls_sha256_context copy;
+  mbedtls_sha256_init(&copy);
+  mbedtls_sha256_clone(&copy, &ctx_);
+  sha_finish(&copy, out);
+  mbedtls_sha256_free(&copy);
+}
+
 MbedTlsHmacSha256::MbedTlsHmacSha256() {
   mbedtls_md_init(&ctx_);
   ready_ = mbedtls_md_setup(&ctx_, mbedtls_md_info_from_type(MBEDTLS_MD_SHA256), 1) == 0;

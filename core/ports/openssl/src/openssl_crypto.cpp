@@ -31,6 +31,16 @@ void OpenSslSha256::finish(std::uint8_t out[core::kHashSize]) {
   if (EVP_DigestFinal_ex(md(ctx_), out, &len) != 1 || len != core::kHashSize) std::abort();
 }
 
+void OpenSslSha256::peek(std::uint8_t out[core::kHashSize]) {
+  EVP_MD_CTX* copy = EVP_MD_CTX_new();
+  unsigned int len = 0;
+  if (copy == nullptr || EVP_MD_CTX_copy_ex(copy, md(ctx_)) != 1 || EVP_DigestFinal_ex(copy, out, &len) != 1 ||
+      len != core::kHashSize) {
+    std::abort();
+  }
+  EVP_MD_CTX_free(copy);
+}
+
 bool OpenSslCrypto::hmac_sha256(core::ByteView key, const core::ByteView* parts, std::size_t n,
                                 std::uint8_t out[core::kHashSize]) {
   // HMAC_* is deprecated in OpenSSL 3 in favour of EVP_MAC; EVP_MAC is used here.

@@ -318,9 +318,10 @@ void OtterOTAClass::start_session(const WiFiClient& client) {
   otter::core::ReceiverConfig cfg;
   cfg.key = ByteView(key_, key_len_);
   cfg.device_id = ByteView(device_id_, std::strlen(device_id_));
-  cfg.caps = static_cast<uint16_t>(otter::core::caps::stat | otter::core::caps::reboot |
-                                   (files_ ? otter::core::caps::file | otter::core::caps::resume : 0) |
-                                   (firmware_ ? otter::core::caps::firmware : 0));
+  cfg.caps =
+      static_cast<uint16_t>(otter::core::caps::stat | otter::core::caps::reboot | otter::core::caps::digest_last |
+                            (files_ ? otter::core::caps::file | otter::core::caps::resume : 0) |
+                            (firmware_ ? otter::core::caps::firmware : 0));
   cfg.fw_state = static_cast<otter::core::FwState>(fw_state_.load());
   cfg.window = 64 * 1024;
   cfg.idle_timeout_ms = timeout_ms_;

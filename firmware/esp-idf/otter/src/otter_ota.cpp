@@ -186,7 +186,7 @@ esp_err_t Server::init(const std::uint8_t* key, std::size_t key_len, const char*
   if (buf_ == nullptr) return ESP_ERR_NO_MEM;
   rx_cfg_.key = core::ByteView(key_, key_len_);
   rx_cfg_.device_id = core::ByteView(id_, std::strlen(id_));
-  rx_cfg_.caps = static_cast<std::uint16_t>(core::caps::stat | core::caps::reboot |
+  rx_cfg_.caps = static_cast<std::uint16_t>(core::caps::stat | core::caps::reboot | core::caps::digest_last |
                                             (files ? core::caps::file | core::caps::resume : 0) |
                                             (config_.accept_firmware ? core::caps::firmware : 0));
   rx_cfg_.window = config_.window;

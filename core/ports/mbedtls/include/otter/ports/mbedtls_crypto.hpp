@@ -21,6 +21,7 @@ class MbedTlsSha256 final : public core::Sha256 {
   void reset() override;
   void update(const std::uint8_t* data, std::size_t n) override;
   void finish(std::uint8_t out[core::kHashSize]) override;
+  void peek(std::uint8_t out[core::kHashSize]) override;
 
  private:
   mbedtls_sha256_context ctx_;

@@ -14,6 +14,7 @@ class OpenSslSha256 final : public core::Sha256 {
   void reset() override;
   void update(const std::uint8_t* data, std::size_t n) override;
   void finish(std::uint8_t out[core::kHashSize]) override;
+  void peek(std::uint8_t out[core::kHashSize]) override;
 
  private:
   void* ctx_;  // EVP_MD_CTX*, kept opaque so OpenSSL headers stay in the .cpp
