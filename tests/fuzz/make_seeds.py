@@ -89,6 +89,14 @@ write("receiver", "peer-error", b"\x00" + r_push(b"e.bin", content) + b"\x06\x05
 write("receiver", "write-fails", b"\x10" + r_push(b"wf.bin", content) + r_data(2048))
 write("receiver", "commit-fails", b"\x20" + r_push(b"cf.bin", content) + r_data(2048))
 write("receiver", "too-large", b"\x04" + r_push(b"big.bin", content * 3) + r_data(4096) + r_data(2048))
+# DIGEST_LAST (setup bit 64 advertises it; flag 2 in the PUSH; op 0x87 = a signed DIGEST, 0xC3 = a wrong one)
+write("receiver", "digest-last", b"\x40" + r_push(b"dl.bin", content, flags=2) + r_data(2048) + b"\x87")
+write("receiver", "digest-last-wrong", b"\x40" + r_push(b"dl.bin", content, flags=2) + r_data(2048) + b"\xc3")
+write("receiver", "digest-last-early", b"\x40" + r_push(b"dl.bin", content, flags=2) + r_data(1000) + b"\x87")
+write("receiver", "digest-last-cut-resume",
+      b"\x40" + r_push(b"dl.bin", content, flags=2) + r_data(700) + b"\x09\x00" + r_push(b"dl.bin", content, flags=2)
+      + r_data(2048) + b"\x87")
+write("receiver", "digest-last-unsupported", b"\x00" + r_push(b"dl.bin", content, flags=2) + r_data(2048) + b"\x87")
 write("receiver", "dotdot-name", b"\x00" + r_push(b"../etc/passwd", content) + r_data(2048))
 
 # --- pusher: setup byte, size u16, chunk u16, then ops (see pusher_fuzz.cpp)
@@ -97,8 +105,9 @@ def p_hello(window=0x0400, caps=0x1F, dev_id=b"esp32-1"):
     return bytes([1]) + struct.pack(">HBHB", caps, 1, window, 1) + struct.pack(">Q", 1 << 30) + NONCE + bytes([len(dev_id)]) + dev_id
 
 
-def p_ready(off):
-    return bytes([2, 0]) + struct.pack(">H", off) + b"\x00"
+def p_ready(off, prefix=False):
+    # selector (bit 0: u64 offset, bit 1: the 72-byte DIGEST_LAST form), u16 offset, prefix digest, MAC-tamper byte
+    return bytes([2, 2 if prefix else 0]) + struct.pack(">H", off) + bytes(32) + b"\x00"
 
 
 def p_ack_all():
@@ -118,6 +127,12 @@ write("pusher", "push-bad-done", push_setup + p_hello() + p_ready(0) + p_ack_all
 write("pusher", "push-timeout", push_setup + p_hello() + p_ready(0) + bytes([7, 0x10, 0]))
 write("pusher", "stat-ok", b"\x01" + struct.pack(">HH", 0, 0) + p_hello() + bytes([5, 1]) + struct.pack(">Q", 5) + SHA + b"\x00")
 write("pusher", "raw-not-otter", push_setup + b"\x00\x00\x10" + b"HTTP/1.1 400 Bad Request\r\n\r\n")
+# DIGEST_LAST: setup bit 16 (the driver hashes as it sends), bit 32 (its content matches the device's prefix)
+dl_setup = b"\x30" + struct.pack(">HH", 4999, 1023)
+write("pusher", "digest-last-ok", dl_setup + p_hello(caps=0x3F) + p_ready(0, prefix=True) + p_ack_all() + p_done())
+write("pusher", "digest-last-resume", dl_setup + p_hello(caps=0x3F) + p_ready(3000, prefix=True) + p_ack_all() + p_done())
+write("pusher", "digest-last-mismatch", b"\x10" + dl_setup[1:] + p_hello(caps=0x3F) + p_ready(3000, prefix=True))
+write("pusher", "digest-last-old-device", dl_setup + p_hello() + p_ready(0) + p_ack_all() + p_done())
 write("pusher", "cut", push_setup + p_hello() + p_ready(0) + b"\x08")
 
 # --- name: selector byte (0 as given, 1 absolute under the root, 2 under its parent) + path

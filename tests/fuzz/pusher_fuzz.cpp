@@ -2,7 +2,9 @@
 //
 // The input is a script: raw device bytes, and frames the harness builds (and signs with the key, so the fuzzer gets
 // past authentication): HELLO with chosen fields, READY at a chosen offset, ACKs, DONE / STAT_RESULT (right or wrong
-// content), ERROR, clock ticks, a cut connection. The driver sends every DATA frame the pusher allows.
+// content), ERROR, clock ticks, a cut connection. The driver sends every DATA frame the pusher allows, and with
+// DIGEST_LAST (setup bit 16) does the hashing a driver owes: the SHA-256 before the request, the prefix check on
+// resume (matching the READY's prefix or not, setup bit 32), the digest after the data.
 //
 // Properties: DATA never goes beyond the content size or before READY, and never more than the device's window
 // beyond its last ACK; the pusher succeeds only after a DONE carrying a valid MAC over the request's exact size and
@@ -42,9 +44,29 @@ struct Harness {
   Bytes to_device;
   std::uint64_t max_ack = 0;      // highest ACK / READY offset given
   bool valid_final_sent = false;  // a DONE / STAT_RESULT the pusher may rightly accept
+  bool prefix_matches = false;     // the driver's content agrees with what the device holds
+  Bytes ready_prefix = Bytes(core::kHashSize, 0);
 
   void drain() {
     for (int guard = 0; guard < 100000; ++guard) {
+      if (pusher->needs_sha256()) {
+        OTTER_FUZZ_CHECK(params.digest_last);
+        pusher->set_sha256(params.sha256);
+        continue;
+      }
+      if (pusher->needs_prefix_check()) {
+        OTTER_FUZZ_CHECK(pusher->digest_last_used() && pusher->resume_offset() > 0);
+        Bytes mine = ready_prefix;
+        if (!prefix_matches) mine[0] ^= 1;
+        pusher->prefix_checked(mine.data());
+        if (!prefix_matches) OTTER_FUZZ_CHECK(pusher->error() == ErrorCode::resume_mismatch);
+        continue;
+      }
+      if (pusher->needs_digest()) {
+        OTTER_FUZZ_CHECK(pusher->digest_last_used() && pusher->data_offset() == params.size);
+        pusher->set_digest(params.sha256);
+        continue;
+      }
       const ByteView out = pusher->output();
       if (out.size != 0) {
         to_device.insert(to_device.end(), out.data, out.data + out.size);
@@ -97,6 +119,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   for (std::size_t i = 0; i < core::kHashSize; ++i) h.params.sha256[i] = static_cast<std::uint8_t>(i);
   h.params.chunk_size = 1 + in.u16() % 4096;
   h.params.idle_timeout_ms = 1000;
+  h.params.digest_last = (setup & 16) != 0;  // the driver knows the SHA-256 all the same (params.sha256)
+  h.prefix_matches = (setup & 32) != 0;
   core::Pusher p(h.params, h.crypto);
   h.pusher = &p;
   std::uint64_t now = 1;
@@ -126,8 +150,14 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       }
       case 2: {  // READY at an offset (signed)
         core::Ready m;
-        m.offset = in.u8() & 1 ? in.u64() : in.u16();
-        if (!core::ready_mac(h.crypto, key, h.rmac(), m.offset, m.mac)) return 0;
+        const std::uint8_t v = in.u8();
+        m.offset = v & 1 ? in.u64() : in.u16();
+        m.has_prefix = (v & 2) != 0;  // the 72-byte form (DIGEST_LAST)
+        for (auto& b : m.prefix_sha256) b = in.u8();
+        h.ready_prefix.assign(m.prefix_sha256, m.prefix_sha256 + core::kHashSize);
+        const bool mac_ok = m.has_prefix ? core::ready_mac(h.crypto, key, h.rmac(), m.offset, m.prefix_sha256, m.mac)
+                                         : core::ready_mac(h.crypto, key, h.rmac(), m.offset, m.mac);
+        if (!mac_ok) return 0;
         if (in.u8() & 1) m.mac[0] ^= 1;
         const std::size_t n = core::encode_ready(m, buf, sizeof buf);
         h.feed(frame(buf, n), now);

@@ -8,7 +8,8 @@
 // Properties, on an in-memory storage port (tests/core/fake_storage.hpp) wrapped with checks:
 //  * every name given to storage passes validate_name and never climbs out of the root;
 //  * storage is written only inside an open transfer and never beyond the announced size;
-//  * commit() only when the partial copy holds exactly the announced size with the announced SHA-256;
+//  * commit() only when the partial copy holds exactly the announced size with the announced SHA-256 (for a
+//    DIGEST_LAST push: the SHA-256 of the last authentic DIGEST the harness sent);
 //  * a DONE is only sent after a successful commit of exactly those bytes;
 //  * the session always ends (finished, bounded), no UB, no read or write outside a buffer.
 #include <cstdint>
@@ -92,11 +93,15 @@ class CheckedStorage final : public core::StoragePort {
     OTTER_FUZZ_CHECK(inner_.open());
     const Bytes& b = dev_.partials[name_].bytes;
     OTTER_FUZZ_CHECK(b.size() == size_);
-    OTTER_FUZZ_CHECK(sha256_of(b.data(), b.size()) == Bytes(sha_, sha_ + core::kHashSize));
+    // DIGEST_LAST: the request named no SHA-256 (all zeros); the DIGEST did.
+    const Bytes named(sha_, sha_ + core::kHashSize);
+    const Bytes want = named == Bytes(core::kHashSize, 0) ? digest_sent : named;
+    OTTER_FUZZ_CHECK(want.size() == core::kHashSize);
+    OTTER_FUZZ_CHECK(sha256_of(b.data(), b.size()) == want);
     auto r = inner_.commit();
     if (r) {
       committed_size = size_;
-      std::memcpy(committed_sha, sha_, core::kHashSize);
+      std::memcpy(committed_sha, want.data(), core::kHashSize);
       ++commits;
     }
     return r;
@@ -110,6 +115,7 @@ class CheckedStorage final : public core::StoragePort {
   }
 
   int commits = 0;
+  Bytes digest_sent;  // SHA-256 in the last DIGEST the harness signed
   std::uint64_t committed_size = 0;
   std::uint8_t committed_sha[core::kHashSize] = {};
 
@@ -238,7 +244,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   cfg.key = ByteView(kKey.data(), kKey.size());
   cfg.device_id = ByteView(kId.data(), kId.size());
   cfg.caps = static_cast<std::uint16_t>(core::caps::file | core::caps::resume | core::caps::stat |
-                                        ((setup & 1) ? core::caps::firmware | core::caps::reboot : 0));
+                                        ((setup & 1) ? core::caps::firmware | core::caps::reboot : 0) |
+                                        ((setup & 64) ? core::caps::digest_last : 0));
   cfg.window = (setup & 2) ? core::kMinWindow : 64 * 1024;
   cfg.max_size = (setup & 4) ? 4096 : 0;
   cfg.idle_timeout_ms = 1000;
@@ -275,6 +282,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         sent = 0;
         Bytes sha = sha256_of(content.data(), content.size());
         if (op % 10 == 2) sha[0] ^= 1;
+        if ((flags & core::flags::digest_last) != 0 && (op & 0x80) == 0) sha.assign(core::kHashSize, 0);
         const std::uint64_t announced = (kind & 0x80) ? in.u64() : content.size();
         Bytes p = signed_request(*s, true, name, static_cast<core::Kind>(kind & 1), flags, announced, sha);
         if (!p.empty()) feed(*s, frame(core::FrameType::push, p), now);
@@ -295,8 +303,22 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         feed(*s, frame(core::FrameType::data, payload), now);
         break;
       }
-      case 5:  // DATA of arbitrary bytes
-        feed(*s, frame(core::FrameType::data, in.bytes(in.u8())), now);
+      case 5:
+        if ((op & 0x80) != 0 && s->request_mac.size() == core::kMacSize) {
+          // A signed DIGEST of the pushed content (op & 0x40: of other content)
+          core::Digest d;
+          Bytes sha = sha256_of(content.data(), content.size());
+          if ((op & 0x40) != 0) sha[0] ^= 1;
+          std::memcpy(d.sha256, sha.data(), core::kHashSize);
+          const ByteView key(kKey.data(), kKey.size());
+          if (!core::digest_mac(s->crypto, key, s->request_mac.data(), d.sha256, d.mac)) break;
+          std::uint8_t buf[core::kFrameHeaderSize + core::kDigestPayload];
+          const std::size_t n = core::encode_digest(d, buf, sizeof buf);
+          s->storage.digest_sent = sha;
+          feed(*s, Bytes(buf, buf + n), now);
+        } else {  // DATA of arbitrary bytes
+          feed(*s, frame(core::FrameType::data, in.bytes(in.u8())), now);
+        }
         break;
       case 6:  // ERROR from the pusher
         feed(*s, frame(core::FrameType::error, in.bytes(in.u8() % 64)), now);
