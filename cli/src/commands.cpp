@@ -226,14 +226,18 @@ int run_push(const PushArgs& a) {
     auto d = parse_sha256(a.sha256);
     if (!d) return report_error(c, d.error().with_context("--sha256"));
     o.sha256 = *d;
-  } else {
+  } else if (o.skip_unchanged) {
+    // Comparing with the device's copy needs the SHA-256 before connecting.
     bar.start("hashing " + o.name, 0);
     auto d = sha256_file(a.file, [&](std::uint64_t done, std::uint64_t total) { bar.update(done, total); });
     bar.clear();
     if (!d) return report_error(c, d.error());
     o.sha256 = *d;
   }
-  spdlog::debug("push {} ({} B, sha256 {}) as '{}' to {}", a.file, *size, to_hex(*o.sha256), o.name,
+  // Otherwise the SHA-256 is computed while the file is sent (DIGEST_LAST), or right after the device's HELLO if it
+  // does not offer that (protocol.md 3.10): the file is read once.
+  spdlog::debug("push {} ({} B, sha256 {}) as '{}' to {}", a.file, *size,
+                o.sha256 ? to_hex(*o.sha256) : std::string("computed while sending"), o.name,
                 format_endpoint(o.host, o.port));
 
   bool started = false;

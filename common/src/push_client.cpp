@@ -14,8 +14,6 @@
 // batch as it sends it, so the file is read once, and hands the digest to the pusher after the last byte. A device
 // without the capability gets the SHA-256 in the request, hashed by the writer on the same connection.
 #include <fcntl.h>
-#include <sys/sendfile.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -115,9 +113,6 @@ class Session {
     const std::size_t frames = std::clamp<std::size_t>(kBatchBytes / chunk_, 1, kMaxFramesPerBatch);
     batch_cap_ = frames * chunk_;
     if (fd_ >= 0) batch_ = std::make_unique_for_overwrite<std::uint8_t[]>(batch_cap_);
-    error_code ec;
-    sock_.native_non_blocking(true, ec);  // sendfile/send below must not block the event loop
-    zero_copy_ = fd_ >= 0 && !ec;
     headers_.resize(frames);
     lengths_.reserve(frames);
     buffers_.reserve(2 * frames);
@@ -225,22 +220,12 @@ class Session {
         co_await wake_.async_wait(kUse);
         continue;
       }
-      const bool hashing = pusher_.digest_last_used();
-      if (hashing || !zero_copy_) {
-        if (auto r = pread_exact(fd_, batch_.get(), batch_fill_, batch_offset_); !r) {
-          fail_locally(r.error());
-          co_return;
-        }
-        if (hashing) content_hash_.update(batch_.get(), batch_fill_);
+      if (auto r = pread_exact(fd_, batch_.get(), batch_fill_, batch_offset_); !r) {
+        fail_locally(r.error());
+        co_return;
       }
-      if (zero_copy_) {
-        const error_code ec = co_await send_batch_from_file();
-        if (ec) {
-          transport_failed(ec);
-          co_return;
-        }
-        continue;
-      }
+      // DIGEST_LAST: hashed here, while the batch is in the cache for the send that follows.
+      if (pusher_.digest_last_used()) content_hash_.update(batch_.get(), batch_fill_);
       buffers_.clear();
       std::size_t pos = 0;
       for (std::size_t i = 0; i < lengths_.size(); ++i) {
@@ -255,46 +240,6 @@ class Session {
         co_return;
       }
     }
-  }
-
-  /// Sends the gathered frames with the content straight from the file (sendfile: the page cache goes to the
-  /// socket without a copy through user space); headers go with MSG_MORE so that they share segments with it.
-  asio::awaitable<error_code> send_batch_from_file() {
-    const int s = sock_.native_handle();
-    std::uint64_t off = batch_offset_;
-    const auto wait_writable = [&]() -> asio::awaitable<error_code> {
-      auto [ec] = co_await sock_.async_wait(tcp::socket::wait_write, kUse);
-      co_return ec;
-    };
-    for (std::size_t i = 0; i < lengths_.size(); ++i) {
-      for (std::size_t at = 0; at < core::kFrameHeaderSize;) {
-        const ssize_t w = ::send(s, headers_[i].data() + at, core::kFrameHeaderSize - at, MSG_NOSIGNAL | MSG_MORE);
-        if (w >= 0) {
-          at += static_cast<std::size_t>(w);
-        } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
-          if (const error_code ec = co_await wait_writable()) co_return ec;
-        } else if (errno != EINTR) {
-          co_return error_code(errno, boost::system::system_category());
-        }
-      }
-      for (std::size_t left = lengths_[i]; left > 0;) {
-        auto o = static_cast<off_t>(off);
-        const ssize_t w = ::sendfile(s, fd_, &o, left);
-        if (w > 0) {
-          off += static_cast<std::uint64_t>(w);
-          left -= static_cast<std::size_t>(w);
-          bytes_sent_ += static_cast<std::uint64_t>(w);
-        } else if (w == 0) {
-          fail_locally(Error(ErrorCode::io, "the file shrank while it was being sent"));
-          co_return error_code{};
-        } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
-          if (const error_code ec = co_await wait_writable()) co_return ec;
-        } else if (errno != EINTR) {
-          co_return error_code(errno, boost::system::system_category());
-        }
-      }
-    }
-    co_return error_code{};
   }
 
   /// The pusher waits for a SHA-256 only the file can give (DIGEST_LAST): the whole file's before the request, the
@@ -385,7 +330,6 @@ class Session {
   std::uint32_t tick_interval_;
   const PushProgress* progress_;
 
-  bool zero_copy_ = false;  // DATA content goes by sendfile, not through batch_
   std::unique_ptr<std::uint8_t[]> batch_;
   std::size_t batch_cap_ = 0;
   std::size_t batch_fill_ = 0;

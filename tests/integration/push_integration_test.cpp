@@ -109,6 +109,8 @@ TEST_F(Integration, PushesRandomFilesOfEverySize) {
     EXPECT_EQ(j["resumed_from"], 0);
     EXPECT_EQ(j["bytes_sent"], c.size);
     EXPECT_EQ(j["rebooting"], false);
+    // No --sha256: the file is read once and its SHA-256 goes after the data (protocol.md 3.10).
+    EXPECT_EQ(j["digest_last"], true) << r.describe;
 
     ASSERT_TRUE(fs::is_regular_file(root_ / c.name));
     EXPECT_EQ(fs::file_size(root_ / c.name), c.size);
@@ -121,6 +123,22 @@ TEST_F(Integration, PushesRandomFilesOfEverySize) {
     EXPECT_EQ(j["size"], c.size) << r.describe;
     EXPECT_EQ(j["sha256"], sha) << r.describe;
   }
+}
+
+TEST_F(Integration, KnownHashGoesInTheRequest) {
+  start_agent();
+  const fs::path src = source("known.bin", 300000, 7);
+  const std::string sha = sha256_file_hex(src);
+  auto r = push_json(src, {"--sha256", sha});
+  ASSERT_EQ(r.exit_code, 0) << r.describe << agent_->output();
+  auto j = r.json();
+  EXPECT_EQ(j["digest_last"], false) << r.describe;
+  EXPECT_EQ(j["sha256"], sha);
+  EXPECT_EQ(sha256_file_hex(root_ / "known.bin"), sha);
+  r = push_json(src, {"--as", "again.bin", "--skip-unchanged"});  // needs the hash first, too
+  ASSERT_EQ(r.exit_code, 0) << r.describe;
+  EXPECT_EQ(r.json()["digest_last"], false) << r.describe;
+  EXPECT_EQ(sha256_file_hex(root_ / "again.bin"), sha);
 }
 
 TEST_F(Integration, TextOutputAndReplacingAFile) {
