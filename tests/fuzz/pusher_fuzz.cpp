@@ -44,7 +44,7 @@ struct Harness {
   Bytes to_device;
   std::uint64_t max_ack = 0;      // highest ACK / READY offset given
   bool valid_final_sent = false;  // a DONE / STAT_RESULT the pusher may rightly accept
-  bool prefix_matches = false;     // the driver's content agrees with what the device holds
+  bool prefix_matches = false;    // the driver's content agrees with what the device holds
   Bytes ready_prefix = Bytes(core::kHashSize, 0);
 
   void drain() {
