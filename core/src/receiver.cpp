@@ -21,6 +21,8 @@ constexpr std::size_t kStatNameAt = 35;
 
 std::size_t min_size(std::size_t a, std::size_t b) { return a < b ? a : b; }
 
+constexpr std::uint32_t kMaxAckInterval = 256 * 1024;
+
 // A port error as a wire code: the ports use wire codes; anything else is the device's own fault.
 ErrorCode wire_code(const Error& e) { return is_wire_error(e.code) ? e.code : ErrorCode::internal; }
 const char* message_of(const Error& e) { return e.message != nullptr ? e.message : ""; }
@@ -30,7 +32,8 @@ const char* message_of(const Error& e) { return e.message != nullptr ? e.message
 Receiver::Receiver(const ReceiverConfig& cfg, StoragePort& storage, CryptoPort& crypto, ReceiverObserver* observer)
     : cfg_(cfg), storage_(storage), crypto_(crypto), observer_(observer) {
   if (cfg_.window < kMinWindow) cfg_.window = kMinWindow;
-  ack_every_ = cfg_.window / 4;
+  // At the latest every window/4 bytes (flow control), and at least every 256 KiB (progress with big windows).
+  ack_every_ = cfg_.window / 4 < kMaxAckInterval ? cfg_.window / 4 : kMaxAckInterval;
 }
 
 void Receiver::start(std::uint64_t now_ms) {

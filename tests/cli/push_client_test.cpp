@@ -366,7 +366,8 @@ TEST_F(PushClientTest, DeviceWithoutDigestLastGetsTheHashInTheRequest) {
   ASSERT_TRUE(r) << r.error().to_string();
   EXPECT_FALSE(r->digest_last);
   EXPECT_EQ(to_hex(r->sha256), test::sha256_file_hex(file));
-  EXPECT_EQ(dev.connections(), 1);
+  EXPECT_TRUE(dev.wait_accepted(1, 5s));  // every connection of the push was accepted before it returned
+  EXPECT_FALSE(dev.wait_accepted(2, 0ms));
 }
 
 TEST_F(PushClientTest, DigestLastSendsTheHashAfterTheDataAndResumes) {
@@ -393,7 +394,8 @@ TEST_F(PushClientTest, DigestLastSendsTheHashAfterTheDataAndResumes) {
   std::string stored;
   ASSERT_TRUE(dev.file("dl", stored));
   EXPECT_TRUE(stored == test::read_file(file));
-  EXPECT_EQ(dev.connections(), 2);
+  EXPECT_TRUE(dev.wait_accepted(2, 5s));  // every connection of the push was accepted before it returned
+  EXPECT_FALSE(dev.wait_accepted(3, 0ms));
 }
 
 TEST_F(PushClientTest, DigestLastPartialOfOtherContentIsPushedAgainFromZero) {
@@ -416,7 +418,8 @@ TEST_F(PushClientTest, DigestLastPartialOfOtherContentIsPushedAgainFromZero) {
   std::string stored;
   ASSERT_TRUE(dev.file("same", stored));
   EXPECT_TRUE(stored == test::read_file(v2));
-  EXPECT_EQ(dev.connections(), 3);
+  EXPECT_TRUE(dev.wait_accepted(3, 5s));  // every connection of the push was accepted before it returned
+  EXPECT_FALSE(dev.wait_accepted(4, 0ms));
 }
 
 TEST_F(PushClientTest, SkipUnchanged) {

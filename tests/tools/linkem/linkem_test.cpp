@@ -226,8 +226,13 @@ TEST(Linkem, SlowAfterDropsTheRate) {
 TEST(Linkem, RefusedTargetClosesTheClient) {
   RefusedPort refused;
   LinkemProcess link({"--to", refused.address()});
-  TcpClient c("127.0.0.1", link.port());
-  EXPECT_TRUE(c.wait_closed(30s));
+  try {
+    TcpClient c("127.0.0.1", link.port());
+    EXPECT_TRUE(c.wait_closed(30s));
+  } catch (const std::exception& e) {
+    // linkem may reset the connection before connect() has reported success: closed all the same.
+    EXPECT_NE(std::string(e.what()).find("reset"), std::string::npos) << e.what();
+  }
   auto closed = link.wait_closed();
   ASSERT_TRUE(closed) << link.output();
   EXPECT_NE(closed->line.find("error=connect"), std::string::npos) << closed->line;

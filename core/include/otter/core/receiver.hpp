@@ -107,7 +107,7 @@ class Receiver {
   std::uint64_t now_ms_ = 0;
   std::uint64_t last_activity_ms_ = 0;
   std::uint64_t closing_since_ms_ = 0;
-  std::uint32_t ack_every_ = 0;  // window / 4
+  std::uint32_t ack_every_ = 0;  // min(window / 4, 256 KiB)
 
   // HELLO payload as sent (the request MAC covers it).
   std::uint8_t hello_[kHelloFixed + kMaxIdLen] = {};
