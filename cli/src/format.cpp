@@ -84,6 +84,7 @@ Json push_json(const std::string& name, core::Kind kind, const PushOutcome& o, d
       {"fw_state", fw_state_name(o.device.fw_state)},
       {"unchanged", o.unchanged},
       {"digest_last", o.digest_last},
+      {"restarted", o.restarted},
       {"seconds", std::round(seconds * 1000.0) / 1000.0},
   };
   return j;

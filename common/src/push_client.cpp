@@ -85,6 +85,24 @@ asio::awaitable<Result<void>> connect_to(tcp::socket& sock, const std::string& h
   co_return r;
 }
 
+/// Half-closes the connection and waits (bounded) until the device closes its end. A device releases the name it
+/// was receiving before it closes, so a new connection made after this finds the name free (not BUSY).
+asio::awaitable<void> close_and_await_peer(tcp::socket& sock, std::chrono::milliseconds timeout) {
+  error_code ec;
+  sock.shutdown(tcp::socket::shutdown_send, ec);
+  if (ec) co_return;
+  asio::steady_timer timer(sock.get_executor());
+  timer.expires_after(timeout);
+  auto drain = [&]() -> asio::awaitable<void> {
+    std::array<std::uint8_t, 512> buf;
+    for (;;) {
+      auto [e, n] = co_await sock.async_read_some(asio::buffer(buf), kUse);
+      if (e) co_return;  // EOF (closed), reset
+    }
+  };
+  co_await (drain() || timer.async_wait(kUse));
+}
+
 DeviceInfo device_info(const core::Hello& h) {
   DeviceInfo d;
   d.id.assign(reinterpret_cast<const char*>(h.id.data), h.id.size);
@@ -461,6 +479,7 @@ asio::awaitable<Result<PushOutcome>> push_on_strand(PushOptions o, PushProgress 
     // A DIGEST_LAST push may find that the device's partial copy is of other content (same name and size): the
     // second attempt asks the device to start from 0 (RESTART).
     std::optional<Session> session;
+    bool restarted = false;
     for (int attempt = 0;; ++attempt) {
       session.reset();
       tcp::socket& sock = socket.emplace(co_await asio::this_coro::executor);
@@ -472,7 +491,9 @@ asio::awaitable<Result<PushOutcome>> push_on_strand(PushOptions o, PushProgress 
       if (!e) break;
       if (e->code != ErrorCode::resume_mismatch || attempt > 0) co_return tl::unexpected(*e);
       spdlog::debug("push: {}; pushing again from offset 0", e->message);
+      co_await close_and_await_peer(sock, o.idle_timeout);
       params.flags = static_cast<std::uint8_t>(params.flags | core::flags::restart);
+      restarted = true;
     }
 
     const core::Pusher& p = session->pusher();
@@ -481,6 +502,7 @@ asio::awaitable<Result<PushOutcome>> push_on_strand(PushOptions o, PushProgress 
     out.resume_offset = p.resume_offset();
     out.bytes_sent = session->bytes_sent();
     out.digest_last = p.digest_last_used();
+    out.restarted = restarted;
     out.bytes_acked = p.acked();
     out.total = p.done().size;
     std::copy(std::begin(p.done().sha256), std::end(p.done().sha256), out.sha256.begin());

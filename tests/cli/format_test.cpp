@@ -125,7 +125,7 @@ TEST(Json, PushShape) {
             "{\"ok\":true,\"device\":\"dev-1\",\"name\":\"greeting.txt\",\"kind\":\"file\",\"size\":5,"
             "\"sha256\":\"2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824\",\"resumed_from\":0,"
             "\"bytes_sent\":5,\"rebooting\":false,\"fw_state\":\"unknown\",\"unchanged\":false,\"digest_last\":false,"
-            "\"seconds\":0.012}");
+            "\"restarted\":false,\"seconds\":0.012}");
 }
 
 TEST(Json, StatShape) {

@@ -415,6 +415,7 @@ TEST_F(PushClientTest, DigestLastPartialOfOtherContentIsPushedAgainFromZero) {
   ASSERT_TRUE(r) << r.error().to_string();
   EXPECT_EQ(r->resume_offset, 0u);
   EXPECT_EQ(r->bytes_sent, size);
+  EXPECT_TRUE(r->restarted);
   std::string stored;
   ASSERT_TRUE(dev.file("same", stored));
   EXPECT_TRUE(stored == test::read_file(v2));

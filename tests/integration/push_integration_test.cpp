@@ -357,5 +357,30 @@ TEST_F(Integration, CutMidTransferThenResume) {
   EXPECT_EQ(sha256_file_hex(root_ / "cut.bin"), sha);
 }
 
+TEST_F(Integration, PartialCopyOfOtherContentIsPushedAgainFromZero) {
+  constexpr std::uint64_t kSize = 4ull << 20;
+  start_agent({"--window", std::to_string(64 * 1024)});
+  const fs::path v1 = source("v1.bin", kSize, 7);
+  const fs::path v2 = source("v2.bin", kSize, 8);  // same size, other content, pushed under the same name
+  {
+    FaultProxy proxy(agent_->device().port, ProxyFaults::cut(1ull << 20));
+    const auto first = push_json(v1, {"--as", "same.bin"}, "127.0.0.1:" + std::to_string(proxy.port()));
+    ASSERT_TRUE(proxy.wait_done(30s));
+    EXPECT_EQ(first.exit_code, 1) << first.describe;
+  }
+  EXPECT_TRUE(agent_->process().wait_for_output("'same.bin'", 30s, /*from_stderr=*/true)) << agent_->output();
+
+  // The device offers v1's bytes; their digest is not v2's prefix, so otter closes, waits for the device to let go
+  // of the name, and pushes again with RESTART on a new connection.
+  const auto second = push_json(v2, {"--as", "same.bin"});
+  ASSERT_EQ(second.exit_code, 0) << second.describe << agent_->output();
+  const auto j = second.json();
+  EXPECT_EQ(j.value("resumed_from", std::uint64_t{1}), 0u) << second.describe;
+  EXPECT_EQ(j.value("bytes_sent", std::uint64_t{0}), kSize) << second.describe;
+  EXPECT_EQ(j.value("digest_last", false), true) << second.describe;
+  EXPECT_EQ(j.value("restarted", false), true) << second.describe;
+  EXPECT_EQ(sha256_file_hex(root_ / "same.bin"), sha256_file_hex(v2));
+}
+
 }  // namespace
 }  // namespace otter::test

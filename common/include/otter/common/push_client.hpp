@@ -73,6 +73,8 @@ struct PushOutcome {
   bool rebooting = false;           ///< the device will reboot now
   /// The SHA-256 went after the data (protocol DIGEST_LAST: the file was read once, hashed while sent).
   bool digest_last = false;
+  /// The device's partial copy was of other content (same name and size): the push started again from 0 (RESTART).
+  bool restarted = false;
 };
 
 struct StatOptions {
