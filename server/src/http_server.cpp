@@ -278,7 +278,8 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
 void Server::Impl::finished(const Exchange& ex, int status) {
   const double seconds = std::chrono::duration<double>(Clock::now() - ex.start).count();
   const auto q = ex.target.find('?');
-  spdlog::info("http method={} path={} status={} duration_ms={:.2f} remote={}", printable(ex.method, 16),
+  if (spdlog::should_log(spdlog::level::info))
+    spdlog::info("http method={} path={} status={} duration_ms={:.2f} remote={}", printable(ex.method, 16),
                printable(std::string_view(ex.target).substr(0, q)), status, seconds * 1000.0, ex.remote);
   if (opt.on_request) opt.on_request(status, seconds);
 }

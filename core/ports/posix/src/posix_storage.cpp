@@ -23,6 +23,8 @@ using core::fail;
 using core::Result;
 
 constexpr std::size_t kBlock = std::size_t{64} * 1024;
+/// write() starts the write-back of the partial copy every this many bytes (Linux).
+constexpr std::uint64_t kWritebackStep = std::uint64_t{8} << 20;
 constexpr const char* kOtterDir = ".otter";
 constexpr const char* kPartDir = "part";
 
@@ -357,6 +359,7 @@ core::Result<std::uint64_t> PosixStorage::begin(core::ByteView name, core::Kind 
     fd_ = fd.release();
   }
   written_ = held;
+  flushed_ = held;
   return held;
 }
 
@@ -366,6 +369,14 @@ core::Result<void> PosixStorage::write(const std::uint8_t* data, std::size_t n) 
   const int err = write_all(fd_, data, n);
   if (err != 0) return tl::unexpected(write_error(err));
   written_ += n;
+#if defined(__linux__)
+  if (written_ - flushed_ >= kWritebackStep) {
+    // Best effort: an error here shows up again at the fsync of commit().
+    (void)::sync_file_range(fd_, static_cast<off_t>(flushed_), static_cast<off_t>(written_ - flushed_),
+                            SYNC_FILE_RANGE_WRITE);
+    flushed_ = written_;
+  }
+#endif
   return {};
 }
 
