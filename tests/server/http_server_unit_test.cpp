@@ -70,6 +70,40 @@ TEST_F(InProcessServer, AnswersLaterFromTheIoThread) {
   EXPECT_EQ(c.connects(), 1) << "keep-alive: both requests on one connection";
 }
 
+TEST_F(InProcessServer, AHeadIsReusedOnlyByAnAnswerWithTheSameFields) {
+  // The server keeps the serialised heads of recent answers: only an identical status, field list and length may
+  // reuse one.
+  router_.add("GET", "/tagged", [](http::Request& req, http::Responder res) {
+    auto r = http::Response::json(200, "{\"n\":1}");  // the same length for every tag
+    r.headers.emplace_back("X-Tag", req.query.count("t") ? req.query.at("t") : "none");
+    res.reply(std::move(r));
+  });
+  start();
+  auto c = client();
+  for (const std::string t : {"a", "b", "a", "c", "b"}) {
+    auto r = c.get("/tagged?t=" + t);
+    EXPECT_EQ(r.status, 200) << r.error;
+    EXPECT_EQ(r.header("X-Tag"), t);
+    EXPECT_EQ(r.body, "{\"n\":1}");
+    EXPECT_TRUE(r.keep_alive);
+  }
+  // Same status, fields and length, but this client asks to close: the head says so and the server closes.
+  auto r = c.get("/tagged?t=a", {{"Connection", "close"}});
+  EXPECT_EQ(r.header("X-Tag"), "a");
+  EXPECT_FALSE(r.keep_alive);
+  EXPECT_EQ(r.header("Connection"), "close");
+  EXPECT_EQ(c.get("/tagged?t=a").header("Connection"), std::nullopt) << "keep-alive again on a new connection";
+  // More distinct heads than the server keeps, then an early one again.
+  for (int i = 0; i < 20; ++i) EXPECT_EQ(c.get("/tagged?t=" + std::to_string(i)).header("X-Tag"), std::to_string(i));
+  EXPECT_EQ(c.get("/tagged?t=a").header("X-Tag"), "a");
+  // HEAD: the GET's Content-Length, no body.
+  auto h = c.request("HEAD", "/tagged?t=a");
+  EXPECT_EQ(h.status, 200) << h.error;
+  EXPECT_EQ(h.header("Content-Length"), "7");
+  EXPECT_TRUE(h.body.empty());
+  EXPECT_EQ(c.connects(), 2);
+}
+
 TEST_F(InProcessServer, HandlersThatDropTheResponderOrThrowGive500) {
   router_.add("GET", "/dropped", [](http::Request&, http::Responder) {});
   router_.add("GET", "/throws", [](http::Request&, http::Responder) { throw std::runtime_error("boom"); });
