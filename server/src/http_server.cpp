@@ -482,18 +482,17 @@ asio::awaitable<void> Server::Impl::run_stream(const std::shared_ptr<Conn>& c, E
                                                std::shared_ptr<SseSink> sink) {
   c->sink = sink;
   if (stopping) sink->close();
-  bhttp::response<bhttp::empty_body> res{bhttp::status::ok, 11};
-  res.set(bhttp::field::server, "otter-server");
-  res.set(bhttp::field::content_type, "text/event-stream");
-  res.set(bhttp::field::cache_control, "no-cache");
-  res.set("X-Accel-Buffering", "no");
-  res.set("X-Content-Type-Options", "nosniff");
-  if (!ex.allow_origin.empty()) res.set(bhttp::field::access_control_allow_origin, ex.allow_origin);
-  if (!opt.cors_origins.empty()) res.insert(bhttp::field::vary, "Origin");
-  res.keep_alive(false);  // the stream ends with the connection
+  static const std::vector<std::pair<std::string, std::string>> kStreamHeaders = {{"Cache-Control", "no-cache"},
+                                                                                  {"X-Accel-Buffering", "no"}};
+  HeadSpec spec;
+  spec.content_type = "text/event-stream";
+  spec.headers = &kStreamHeaders;
+  spec.allow_origin = ex.allow_origin;
+  spec.vary_origin = !opt.cors_origins.empty();
+  spec.keep_alive = false;  // the stream ends with the connection; no Content-Length
+  const auto head = heads.get(spec);
   c->stream.expires_after(opt.write_timeout);
-  bhttp::response_serializer<bhttp::empty_body> sr{res};
-  auto [hec, hn] = co_await bhttp::async_write_header(c->stream, sr, kTuple);
+  auto [hec, hn] = co_await asio::async_write(c->stream, asio::buffer(*head), kTuple);
   finished(ex, 200);
   if (!hec) {
     // Disconnect detection: a read on the raw socket (outside the stream's timer) ends when the client goes away.
